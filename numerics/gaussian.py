@@ -1,0 +1,365 @@
+r"""Closed forms for the Gaussian setting with bilinear similarity (MATH.md §4, §4.1).
+
+Conventions: ``cov`` is the joint covariance of :math:`(u, v)`, of size
+:math:`n_u + n_v`, ``n_u`` the size of :math:`u`; ``A`` is the
+:math:`n_u \times n_v` bilinear matrix with the temperature folded in, so the
+logit is :math:`f(u, v) = u^T A v` and, with linear encoders,
+:math:`A = G_u^T G_v / \tau`.
+
+Every public function validates its arguments and raises
+:class:`numerics.InvalidInputError` on bad input; the private ``_`` helpers do
+the arithmetic and no checking.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ._validation import (
+    as_bilinear,
+    as_covariance,
+    as_dimension,
+    as_float_array,
+    as_latent_dim,
+    fail,
+)
+
+__all__ = [
+    "split_covariance",
+    "whitened_cross_covariance",
+    "canonical_correlations",
+    "canonical_directions",
+    "mutual_information",
+    "gaussian_entropy",
+    "gaussian_kl",
+    "true_conditionals",
+    "bilinear_model_conditionals",
+    "population_clip_loss",
+    "population_clip_loss_grad",
+    "expected_kl_terms",
+    "conditional_loss",
+    "lowrank_minimizer",
+    "lowrank_minimum",
+    "joint_covariance",
+]
+
+
+# --------------------------------------------------------------------------
+# validation front door
+# --------------------------------------------------------------------------
+def _validated(cov, n_u):
+    cov = as_covariance(cov)
+    n_u = as_dimension(n_u, cov.shape[0])
+    return cov, n_u
+
+
+def _blocks(cov, n_u):
+    return cov[:n_u, :n_u], cov[:n_u, n_u:], cov[n_u:, n_u:]
+
+
+def _sym_power(S, power):
+    """S^power for a symmetric positive definite S, via eigh (exactly symmetric)."""
+    w, Q = np.linalg.eigh(S)
+    return (Q * w**power) @ Q.T
+
+
+def _logdet(S):
+    """log det of a symmetric positive definite matrix via Cholesky."""
+    L = np.linalg.cholesky(S)
+    return 2.0 * float(np.sum(np.log(np.diag(L))))
+
+
+def _whitened(cov, n_u):
+    C_uu, C_uv, C_vv = _blocks(cov, n_u)
+    return _sym_power(C_uu, -0.5) @ C_uv @ _sym_power(C_vv, -0.5)
+
+
+# --------------------------------------------------------------------------
+# model statistics
+# --------------------------------------------------------------------------
+def split_covariance(cov, n_u):
+    r"""Return the blocks :math:`(C_{uu}, C_{uv}, C_{vv})` of a validated joint covariance."""
+    cov, n_u = _validated(cov, n_u)
+    C_uu, C_uv, C_vv = _blocks(cov, n_u)
+    return C_uu.copy(), C_uv.copy(), C_vv.copy()
+
+
+def whitened_cross_covariance(cov, n_u):
+    r"""Whitened cross-covariance :math:`K = C_{uu}^{-1/2} C_{uv} C_{vv}^{-1/2}` (MATH.md §4)."""
+    cov, n_u = _validated(cov, n_u)
+    return _whitened(cov, n_u)
+
+
+def canonical_correlations(cov, n_u):
+    r"""Canonical correlations: the singular values of :math:`K`, descending (MATH.md §4).
+
+    Returns an array of length :math:`\min(n_u, n_v)` with entries in
+    :math:`[0, 1)`; zeros pad the directions beyond :math:`\operatorname{rank} C_{uv}`.
+    """
+    cov, n_u = _validated(cov, n_u)
+    return np.linalg.svd(_whitened(cov, n_u), compute_uv=False)
+
+
+def canonical_directions(cov, n_u):
+    r"""Full SVD :math:`K = U \Sigma V^T` of the whitened cross-covariance.
+
+    Returns ``(U, sigma, Vt)`` with ``U`` of shape ``(n_u, k)``, ``Vt`` of shape
+    ``(k, n_v)``, ``k = min(n_u, n_v)``.
+    """
+    cov, n_u = _validated(cov, n_u)
+    return np.linalg.svd(_whitened(cov, n_u), full_matrices=False)
+
+
+def _mutual_information(cov, n_u):
+    C_uu, _, C_vv = _blocks(cov, n_u)
+    return 0.5 * (_logdet(C_uu) + _logdet(C_vv) - _logdet(cov))
+
+
+def mutual_information(cov, n_u):
+    r"""Mutual information :math:`I(u; v)` of :math:`N(0, C)` (MATH.md §4).
+
+    .. math:: I = \tfrac12(\log\det C_{uu} + \log\det C_{vv} - \log\det C)
+              = -\tfrac12 \sum_i \log(1 - \sigma_i^2).
+
+    Computed from Cholesky log-determinants, which keeps its accuracy when a
+    canonical correlation approaches 1 (where ``log(1 - sigma**2)`` of a
+    rounded ``sigma`` loses it).
+    """
+    cov, n_u = _validated(cov, n_u)
+    return _mutual_information(cov, n_u)
+
+
+def gaussian_entropy(S):
+    r"""Differential entropy :math:`h(N(m, S)) = \tfrac12 \log\det(2\pi e S)`."""
+    S = as_covariance(S, "S", min_size=1)
+    n = S.shape[0]
+    return 0.5 * (n * np.log(2 * np.pi * np.e) + _logdet(S))
+
+
+def _gaussian_kl(m1, S1, m2, S2):
+    n = S1.shape[0]
+    L2 = np.linalg.cholesky(S2)
+    X = np.linalg.solve(L2, S1)
+    tr = float(np.trace(np.linalg.solve(L2.T, X)))
+    d = np.linalg.solve(L2, m2 - m1)
+    return 0.5 * (tr - n + float(d @ d) + _logdet(S2) - _logdet(S1))
+
+
+def gaussian_kl(m1, S1, m2, S2):
+    r"""Kullback–Leibler divergence :math:`KL(N(m_1, S_1) \| N(m_2, S_2))` (MATH.md §4).
+
+    .. math:: \tfrac12[\operatorname{tr}(S_2^{-1} S_1) - n + (m_2 - m_1)^T S_2^{-1}(m_2 - m_1)
+              + \log\det S_2 - \log\det S_1]
+    """
+    S1 = _as_any_cov(S1, "S1")
+    S2 = _as_any_cov(S2, "S2")
+    n = S1.shape[0]
+    if S2.shape != S1.shape:
+        raise fail("S2", S2, f"a matrix of the same shape as S1, {S1.shape}")
+    m1 = _as_mean(m1, n, "m1")
+    m2 = _as_mean(m2, n, "m2")
+    return _gaussian_kl(m1, S1, m2, S2)
+
+
+def _as_any_cov(S, name):
+    return as_covariance(S, name, min_size=1)
+
+
+def _as_mean(m, n, name):
+    arr = as_float_array(name, m, ndim=1).astype(np.float64, copy=False)
+    if arr.shape != (n,):
+        raise fail(name, arr, f"a vector of length {n}")
+    return arr
+
+
+def true_conditionals(cov, n_u):
+    r"""Regression maps and covariances of the data conditionals (MATH.md §4).
+
+    :math:`\mu_{v|u} = N(M_v u, S_v)`, :math:`M_v = C_{vu} C_{uu}^{-1}`,
+    :math:`S_v = C_{vv} - C_{vu} C_{uu}^{-1} C_{uv}`, and symmetrically for
+    :math:`u|v`.  Returns ``(M_v, S_v, M_u, S_u)``.
+    """
+    cov, n_u = _validated(cov, n_u)
+    return _true_conditionals(cov, n_u)
+
+
+def _true_conditionals(cov, n_u):
+    C_uu, C_uv, C_vv = _blocks(cov, n_u)
+    M_v = np.linalg.solve(C_uu, C_uv).T
+    M_u = np.linalg.solve(C_vv, C_uv.T).T
+    S_v = C_vv - M_v @ C_uv
+    S_u = C_uu - M_u @ C_uv.T
+    return M_v, 0.5 * (S_v + S_v.T), M_u, 0.5 * (S_u + S_u.T)
+
+
+def bilinear_model_conditionals(A, cov, n_u):
+    r"""Model conditionals of the bilinear tilt (MATH.md §4.1).
+
+    :math:`\nu_{v|u} = N(C_{vv} A^T u, C_{vv})`, :math:`\nu_{u|v} = N(C_{uu} A v, C_{uu})`.
+    Returns ``(N_v, C_vv, N_u, C_uu)`` where ``N_v = C_vv A^T`` and ``N_u = C_uu A``
+    are the maps from the conditioning variable to the model mean.
+    """
+    cov, n_u = _validated(cov, n_u)
+    C_uu, _, C_vv = _blocks(cov, n_u)
+    A = as_bilinear(A, n_u, cov.shape[0] - n_u)
+    return C_vv @ A.T, C_vv.copy(), C_uu @ A, C_uu.copy()
+
+
+# --------------------------------------------------------------------------
+# losses
+# --------------------------------------------------------------------------
+def _population_clip_loss(A, cov, n_u):
+    C_uu, C_uv, C_vv = _blocks(cov, n_u)
+    return float(-np.sum(A * C_uv) + 0.5 * np.trace(A @ C_vv @ A.T @ C_uu))
+
+
+def population_clip_loss(A, cov, n_u):
+    r"""Population CLIP loss of the bilinear logit :math:`f = u^T A v` (MATH.md §3, §4.1).
+
+    .. math:: L_{clip}(A) = -\operatorname{tr}(A C_{vu})
+              + \tfrac12 \operatorname{tr}(A C_{vv} A^T C_{uu})
+              = \tfrac12\|B - K\|_F^2 - \tfrac12\|K\|_F^2,
+              \quad B = C_{uu}^{1/2} A C_{vv}^{1/2}.
+
+    The first term is the alignment term :math:`-E f`; each log-partition term
+    equals :math:`\tfrac14 \operatorname{tr}(A C_{vv} A^T C_{uu})` because
+    :math:`\log E \exp` of a Gaussian linear form is half its variance.
+    """
+    cov, n_u = _validated(cov, n_u)
+    A = as_bilinear(A, n_u, cov.shape[0] - n_u)
+    return _population_clip_loss(A, cov, n_u)
+
+
+def population_clip_loss_grad(A, cov, n_u):
+    r"""Gradient of :func:`population_clip_loss` in ``A``: :math:`-C_{uv} + C_{uu} A C_{vv}`."""
+    cov, n_u = _validated(cov, n_u)
+    A = as_bilinear(A, n_u, cov.shape[0] - n_u)
+    C_uu, C_uv, C_vv = _blocks(cov, n_u)
+    return -C_uv + C_uu @ A @ C_vv
+
+
+def _expected_gaussian_kl(M_true, S_true, M_model, S_model, C_cond):
+    r"""E_x KL(N(M_true x, S_true) || N(M_model x, S_model)) for x ~ N(0, C_cond)."""
+    n = S_true.shape[0]
+    L = np.linalg.cholesky(S_model)
+    Sinv_S = np.linalg.solve(L.T, np.linalg.solve(L, S_true))
+    D = M_model - M_true
+    W = np.linalg.solve(L, D)  # S_model^{-1/2}-ish factor of the mean error map
+    mean_term = float(np.sum((W @ C_cond) * W))
+    return 0.5 * (float(np.trace(Sinv_S)) - n + mean_term + _logdet(S_model) - _logdet(S_true))
+
+
+def _expected_kl_terms(A, cov, n_u):
+    C_uu, _, C_vv = _blocks(cov, n_u)
+    M_v, S_v, M_u, S_u = _true_conditionals(cov, n_u)
+    kl_v = _expected_gaussian_kl(M_v, S_v, C_vv @ A.T, C_vv, C_uu)
+    kl_u = _expected_gaussian_kl(M_u, S_u, C_uu @ A, C_uu, C_vv)
+    return kl_v, kl_u
+
+
+def expected_kl_terms(A, cov, n_u):
+    r"""The two expected conditional KL divergences of Theorem 3.2 (MATH.md §3, §4.1).
+
+    Returns ``(E_u KL(mu_{v|u} || nu_{v|u}), E_v KL(mu_{u|v} || nu_{u|v}))``,
+    each computed from the explicit Gaussian conditionals
+    (:func:`true_conditionals`, :func:`bilinear_model_conditionals`) by the
+    Gaussian KL formula averaged over the conditioning variable:
+
+    .. math:: E_u KL = \tfrac12[\operatorname{tr}(C_{vv}^{-1} S_v) - n_v
+              + \operatorname{tr}(D^T C_{vv}^{-1} D C_{uu}) + \log\det C_{vv} - \log\det S_v],
+              \quad D = C_{vv}A^T - C_{vu}C_{uu}^{-1}.
+    """
+    cov, n_u = _validated(cov, n_u)
+    A = as_bilinear(A, n_u, cov.shape[0] - n_u)
+    return _expected_kl_terms(A, cov, n_u)
+
+
+def _expected_model_nll(M_model, S_model, C_cond, C_target, C_cross):
+    r"""-E log N(y; M x, S) for (x, y) jointly Gaussian, E x y^T = C_cross."""
+    n = S_model.shape[0]
+    # E (y - Mx)(y - Mx)^T = C_yy - M C_xy - C_yx M^T + M C_xx M^T
+    E = C_target - M_model @ C_cross - C_cross.T @ M_model.T + M_model @ C_cond @ M_model.T
+    L = np.linalg.cholesky(S_model)
+    quad = float(np.trace(np.linalg.solve(L.T, np.linalg.solve(L, E))))
+    return 0.5 * (n * np.log(2 * np.pi) + _logdet(S_model) + quad)
+
+
+def conditional_loss(A, cov, n_u):
+    r"""Conditional loss :math:`L_{cond}` (MATH.md §3) of the bilinear model.
+
+    .. math:: L_{cond}(A) = -\tfrac12 E_\mu[\log \nu_{v|u}(v|u) + \log \nu_{u|v}(u|v)],
+
+    evaluated as the expected negative log-density of the model conditionals
+    under the joint Gaussian (second moments of the residuals
+    :math:`v - C_{vv}A^T u` and :math:`u - C_{uu} A v`).  It does not use
+    :func:`population_clip_loss`; Theorem 2.8 relates the two.
+    """
+    cov, n_u = _validated(cov, n_u)
+    A = as_bilinear(A, n_u, cov.shape[0] - n_u)
+    return _conditional_loss(A, cov, n_u)
+
+
+def _conditional_loss(A, cov, n_u):
+    C_uu, C_uv, C_vv = _blocks(cov, n_u)
+    nll_v = _expected_model_nll(C_vv @ A.T, C_vv, C_uu, C_vv, C_uv)
+    nll_u = _expected_model_nll(C_uu @ A, C_uu, C_vv, C_uu, C_uv.T)
+    return 0.5 * (nll_v + nll_u)
+
+
+# --------------------------------------------------------------------------
+# Proposition G1
+# --------------------------------------------------------------------------
+def lowrank_minimizer(cov, n_u, n_e):
+    r"""Minimiser :math:`A^*` of :math:`L_{clip}` over :math:`\operatorname{rank} A \le n_e`
+    (Proposition G1, MATH.md §4.1).
+
+    .. math:: A^* = C_{uu}^{-1/2} U_{n_e} \Sigma_{n_e} V_{n_e}^T C_{vv}^{-1/2},
+
+    the truncated SVD of :math:`K` mapped back (Eckart–Young).  When
+    :math:`\sigma_{n_e} = \sigma_{n_e+1}` the minimiser is not unique and this
+    returns the one picked by the SVD routine.
+    """
+    cov, n_u = _validated(cov, n_u)
+    n_v = cov.shape[0] - n_u
+    n_e = as_latent_dim(n_e, n_u, n_v)
+    C_uu, _, C_vv = _blocks(cov, n_u)
+    U, s, Vt = np.linalg.svd(_whitened(cov, n_u), full_matrices=False)
+    B = (U[:, :n_e] * s[:n_e]) @ Vt[:n_e]
+    return _sym_power(C_uu, -0.5) @ B @ _sym_power(C_vv, -0.5)
+
+
+def lowrank_minimum(cov, n_u, n_e):
+    r"""Minimum value :math:`-\tfrac12 \sum_{i \le n_e} \sigma_i^2` of Proposition G1."""
+    cov, n_u = _validated(cov, n_u)
+    n_e = as_latent_dim(n_e, n_u, cov.shape[0] - n_u)
+    s = np.linalg.svd(_whitened(cov, n_u), compute_uv=False)
+    return -0.5 * float(np.sum(s[:n_e] ** 2))
+
+
+# --------------------------------------------------------------------------
+# construction
+# --------------------------------------------------------------------------
+def joint_covariance(C_uu, C_vv, sigma, U=None, V=None):
+    r"""Joint covariance with prescribed marginals and canonical structure.
+
+    .. math:: C_{uv} = C_{uu}^{1/2}\, U \operatorname{diag}(\sigma)\, V^T C_{vv}^{1/2},
+
+    so that the canonical correlations are ``sigma`` (sorted) and the canonical
+    directions ``U``, ``V`` (orthonormal columns; identity-like if omitted).
+    Positive definite iff every ``sigma`` lies in ``[0, 1)``.
+    """
+    C_uu = _as_any_cov(C_uu, "C_uu")
+    C_vv = _as_any_cov(C_vv, "C_vv")
+    n_u, n_v = C_uu.shape[0], C_vv.shape[0]
+    k = min(n_u, n_v)
+    sigma = np.asarray(sigma, dtype=np.float64).reshape(-1)
+    if sigma.shape[0] > k or not np.all(np.isfinite(sigma)) or np.any(sigma < 0) or np.any(sigma >= 1):
+        raise fail("sigma", sigma, f"at most {k} canonical correlations in [0, 1)")
+    r = sigma.shape[0]
+    U = np.eye(n_u)[:, :r] if U is None else np.asarray(U, dtype=np.float64)[:, :r]
+    V = np.eye(n_v)[:, :r] if V is None else np.asarray(V, dtype=np.float64)[:, :r]
+    for name, M, n in (("U", U, n_u), ("V", V, n_v)):
+        if M.shape != (n, r) or not np.allclose(M.T @ M, np.eye(r), atol=1e-10):
+            raise fail(name, M, f"a ({n}, >= {r}) matrix with orthonormal columns")
+    C_uv = _sym_power(C_uu, 0.5) @ (U * sigma) @ V.T @ _sym_power(C_vv, 0.5)
+    cov = np.block([[C_uu, C_uv], [C_uv.T, C_vv]])
+    return 0.5 * (cov + cov.T)

@@ -1,0 +1,95 @@
+r"""Every tolerance the checks use, with its reason (STYLE.md rule 7).
+
+Tolerances are functions of the dtype, the dimension and the conditioning of
+the model, never typed-in constants.  Monte Carlo comparisons use their own
+standard error (:func:`monte_carlo_tolerance`).
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+__all__ = [
+    "EPS64",
+    "closed_form_tolerance",
+    "optimum_value_tolerance",
+    "minimiser_tolerance",
+    "monte_carlo_tolerance",
+]
+
+EPS64 = float(np.finfo(np.float64).eps)
+
+#: Safety factor on rounding-error bounds.  Forward error of a product of
+#: ``n x n`` matrices is bounded by ``n * eps * |A||B|``; the formulas chain a
+#: handful (<= 8) of such products, solves and log-determinants, each of which
+#: contributes at most ``n * eps * kappa``.  32 covers that chain with a margin
+#: of 4, and is still 1e11 times smaller than the O(1) error of a wrong formula.
+ROUNDING_FACTOR = 32.0
+
+
+def closed_form_tolerance(dim: int, condition_number: float, scale: float = 1.0,
+                          dtype=np.float64) -> float:
+    r"""Tolerance for an identity between two closed-form evaluations.
+
+    .. math:: \text{tol} = 32\, n\, \epsilon\, \kappa(C)\, \max(1, \text{scale})
+
+    ``n`` is the joint dimension, :math:`\kappa(C)` the condition number of
+    the joint covariance (solves and log-determinants lose up to
+    :math:`\log_{10}\kappa` digits) and ``scale`` the magnitude of the
+    largest term being compared (errors are relative to it).
+    """
+    eps = float(np.finfo(dtype).eps)
+    return ROUNDING_FACTOR * dim * eps * max(condition_number, 1.0) * max(1.0, abs(scale))
+
+
+def optimum_value_tolerance(dim: int, condition_number: float, scale: float = 1.0) -> float:
+    r"""Tolerance between the optimised minimum value and a predicted minimum.
+
+    L-BFGS is run with ``ftol=1e-16`` and ``gtol=1e-11``: it stops when the
+    decrease reaches the rounding floor of the loss evaluation, so the value
+    error is that floor, the closed-form tolerance.  A second-order term
+    :math:`\|g\|^2 / (2\mu)` with :math:`\|g\| \le 10^{-11}` is negligible
+    against it for curvatures :math:`\mu > 10^{-8}`.  With finite-difference
+    gradients the stationarity is only reached to
+    :math:`\epsilon^{2/3}` relative, whose square is again below the floor.
+    """
+    return closed_form_tolerance(dim, condition_number, scale)
+
+
+def minimiser_tolerance(value_tolerance: float, sigma: np.ndarray, n_e: int) -> float:
+    r"""Tolerance on :math:`\|B - B^*\|_F` in whitened coordinates
+    :math:`B = C_{uu}^{1/2} A C_{vv}^{1/2}`.
+
+    Near the rank-:math:`n_e` minimiser the loss grows at least like
+    :math:`\tfrac12 \gamma \|B - B^*\|_F^2` with relative eigengap
+    :math:`\gamma = (\sigma_{n_e} - \sigma_{n_e+1})/\sigma_{n_e}` (rotating a
+    kept singular direction towards a dropped one costs
+    :math:`\sigma_{n_e}^2 - \sigma_{n_e+1}^2`, and moving along the kept
+    directions costs 1).  A minimiser known to have value within
+    ``value_tolerance`` of the minimum is therefore within
+
+    .. math:: \sqrt{2\, \text{value\_tolerance} / \gamma}
+
+    of :math:`B^*`.  This is the honest resolution of an optimiser that sees
+    only loss values: it scales like :math:`\sqrt{\epsilon}`, and it blows up
+    as the eigengap closes, where the minimiser stops being unique.
+    """
+    s = np.append(np.asarray(sigma, dtype=np.float64), 0.0)
+    top, nxt = s[n_e - 1], s[n_e]
+    if top <= 0:
+        return math.inf
+    gamma = (top - nxt) / top
+    if gamma <= 0:
+        return math.inf
+    return math.sqrt(2.0 * value_tolerance / gamma)
+
+
+def monte_carlo_tolerance(standard_error: float, k: float = 5.0) -> float:
+    r"""Tolerance ``k * standard_error`` for a Monte Carlo comparison.
+
+    With ``k = 5`` a correct statement fails by chance with probability
+    :math:`\approx 6\cdot10^{-7}` per comparison under the CLT; the checks
+    are seeded, so a given run is deterministic anyway.
+    """
+    return k * float(standard_error)
