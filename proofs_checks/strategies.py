@@ -54,6 +54,12 @@ def _check_float(name, value, lo, hi, *, lo_open=False, hi_open=False):
     return float(value)
 
 
+def _between(draw, lo, hi):
+    """A float in [lo, hi] that shrinks to ``lo`` (Hypothesis shrinks the fraction to 0)."""
+    t = draw(st.floats(0.0, 1.0, allow_nan=False))
+    return min(hi, lo + (hi - lo) * t)
+
+
 @st.composite
 def _rotations(draw, n):
     """Orthogonal n x n matrix as a product of Givens rotations; angles shrink to 0."""
@@ -73,7 +79,7 @@ def _rotations(draw, n):
 def _spd(draw, n, max_condition):
     """SPD matrix with eigenvalues in [1, max_condition]; shrinks to the identity."""
     top = math.log10(max_condition)
-    w = np.array([10.0 ** draw(st.floats(0.0, top, allow_nan=False)) for _ in range(n)])
+    w = np.array([10.0 ** _between(draw, 0.0, top) for _ in range(n)])
     Q = draw(_rotations(n))
     S = (Q * w) @ Q.T
     return 0.5 * (S + S.T)
@@ -128,26 +134,31 @@ def joint_covariances(n_u: int, n_v: int, *, max_condition: float = 100.0,
             raise fail("min_gap", min_gap,
                        f"at most max_correlation - min_correlation = {max_correlation - min_correlation}")
 
+    need = gap_at if gap_at is not None and min_gap > 0 else 1
+    if rank is not None and rank < need:
+        raise fail("rank", rank, f"at least gap_at={gap_at} when min_gap > 0 (a gap needs "
+                   "sigma_gap_at > 0)")
+
     @st.composite
     def build(draw):
-        r = rank if rank is not None else draw(st.integers(1, k))
+        r = rank if rank is not None else draw(st.integers(need, k))
         # Correlations as cumulative decrements from the top; shrinking every
         # decrement to 0 gives equal correlations at the smallest allowed value.
         lo_top = min_correlation
         g = gap_at if gap_at is not None and min_gap > 0 else None
         if g is not None and g < r:
             # tail in [min_correlation, t], head in [t + min_gap, max_correlation]
-            t = draw(st.floats(min_correlation, max_correlation - min_gap, allow_nan=False))
-            tail = sorted((draw(st.floats(min_correlation, t, allow_nan=False))
-                           for _ in range(r - g - 1)), reverse=True)
+            t = _between(draw, min_correlation, max_correlation - min_gap)
+            tail = sorted((_between(draw, min_correlation, t) for _ in range(r - g - 1)),
+                          reverse=True)
             tail = [t] + tail
-            head = sorted((draw(st.floats(t + min_gap, max_correlation, allow_nan=False))
-                           for _ in range(g)), reverse=True)
+            head = sorted((_between(draw, t + min_gap, max_correlation) for _ in range(g)),
+                          reverse=True)
             sigma = np.array(head + tail)
         else:
             lo = max(lo_top, min_gap if g is not None else 0.0)
-            sigma = np.array(sorted((draw(st.floats(lo, max_correlation, allow_nan=False))
-                                     for _ in range(r)), reverse=True))
+            sigma = np.array(sorted((_between(draw, lo, max_correlation) for _ in range(r)),
+                                    reverse=True))
         C_uu = draw(_spd(n_u, max_condition))
         C_vv = draw(_spd(n_v, max_condition))
         U = draw(_rotations(n_u))

@@ -1,0 +1,151 @@
+"""Tests of the Monte Carlo estimators and of the Monte Carlo checks (MATH.md §2-§4.3)."""
+import numpy as np
+import pytest
+
+from numerics import InvalidInputError, gaussian, montecarlo as MC
+from numerics.models import default_models
+from proofs_checks.checks import montecarlo as checks
+
+
+@pytest.fixture(scope="module")
+def models():
+    return default_models(0, 4)
+
+
+def _small_linear(m, rng):
+    A = checks._small_bilinear(m, rng)
+    return A, MC.linear_encoder(A.T), MC.linear_encoder(np.eye(m.n_v))
+
+
+def test_population_loss_and_kl_match_bilinear_closed_form(models):
+    """Dot similarity has closed forms (MATH.md §4.1): MC must agree within 5 SE."""
+    rng = np.random.default_rng(0)
+    for m in models[:2]:
+        A, eu, ev = _small_linear(m, rng)
+        L = MC.population_clip_loss_mc(MC.gaussian_sampler(m.cov, m.n_u), eu, ev, 1.0, "dot", 2000, rng)
+        assert abs(L.estimate - gaussian.population_clip_loss(A, m.cov, m.n_u)) <= 5 * L.standard_error
+        kv, ku = MC.expected_kl_terms_mc(m.cov, m.n_u, eu, ev, 1.0, "dot", 2000, rng)
+        cv, cu = gaussian.expected_kl_terms(A, m.cov, m.n_u)
+        assert abs(kv.estimate - cv) <= 5 * kv.standard_error
+        assert abs(ku.estimate - cu) <= 5 * ku.standard_error
+        assert L.n_samples == 2000 and L.standard_error > 0
+
+
+def test_standard_error_shrinks_like_root_n(models):
+    m = models[0]
+    rng = np.random.default_rng(1)
+    _, eu, ev = _small_linear(m, rng)
+    s = MC.gaussian_sampler(m.cov, m.n_u)
+    se1 = MC.population_clip_loss_mc(s, eu, ev, 0.5, "cosine", 200, rng).standard_error
+    se2 = MC.population_clip_loss_mc(s, eu, ev, 0.5, "cosine", 3200, rng).standard_error
+    # sqrt(16) = 4; the sample SDs themselves fluctuate by ~10% at n = 200
+    assert 2.5 < se1 / se2 < 6.0
+
+
+def test_expected_batch_loss_matches_kernel_path(models):
+    """Dense stacked path (N <= 256) and streaming path agree on the same draws."""
+    m = models[0]
+    A, eu, ev = _small_linear(m, np.random.default_rng(2))
+    s = MC.gaussian_sampler(m.cov, m.n_u)
+    a = MC.expected_batch_loss_mc(s, eu, ev, 1.0, "l2", 300, 3, np.random.default_rng(5))
+    u, v = s(np.random.default_rng(5), 900)
+    from numerics.kernels import clip_loss
+    direct = np.mean([clip_loss(eu(u[k*300:(k+1)*300]), ev(v[k*300:(k+1)*300]), 1.0, "l2")
+                      for k in range(3)])
+    assert a.estimate == pytest.approx(direct, rel=1e-12)
+    b = MC.expected_batch_loss_mc(s, eu, ev, 1.0, "l2", 30, 3, np.random.default_rng(5))
+    from numerics.kernels import clip_logits, clip_loss_from_logits
+    ref = np.mean([clip_loss_from_logits(clip_logits(eu(u[k*30:(k+1)*30]), ev(v[k*30:(k+1)*30]), 1.0, "l2"))
+                   for k in range(3)])
+    assert b.estimate == pytest.approx(ref, rel=1e-12)
+
+
+def test_gaussian_kl_batch_matches_single():
+    rng = np.random.default_rng(3)
+    B, n = 5, 3
+    m1, m2 = rng.standard_normal((B, n)), rng.standard_normal((B, n))
+    X = rng.standard_normal((2, B, n, n))
+    S1 = X[0] @ np.swapaxes(X[0], 1, 2) + np.eye(n)
+    S2 = X[1] @ np.swapaxes(X[1], 1, 2) + np.eye(n)
+    out = MC.gaussian_kl_batch(m1, S1, m2, S2)
+    for b in range(B):
+        assert out[b] == pytest.approx(gaussian.gaussian_kl(m1[b], S1[b], m2[b], S2[b]), rel=1e-12, abs=1e-14)
+    assert np.allclose(MC.gaussian_kl_batch(m1, S1, m1, S1), 0.0, atol=1e-13)
+    with pytest.raises(InvalidInputError, match="S2"):
+        MC.gaussian_kl_batch(m1, S1, m2, -S2)
+    with pytest.raises(InvalidInputError, match="m2"):
+        MC.gaussian_kl_batch(m1, S1, m2[:, :2], S2)
+
+
+def test_batch_loss_bias_matches_simulation(models):
+    """The closed-form 1/N coefficient agrees with a large simulation at N = 8."""
+    m = models[1]
+    rng = np.random.default_rng(4)
+    A, eu, ev = _small_linear(m, rng)
+    est = MC.expected_batch_loss_mc(MC.gaussian_sampler(m.cov, m.n_u), eu, ev, 1.0, "dot", 8, 40000, rng)
+    d = est.estimate - np.log(8) - gaussian.population_clip_loss(A, m.cov, m.n_u)
+    b = checks.batch_loss_bias(A, m.cov, m.n_u)
+    # 5 SE plus an O(1/N^2) allowance of (|b| / N)^2 ... bounded by 1e-3 at |b| < 0.3
+    assert abs(d - b / 8) <= 5 * est.standard_error + 1e-3
+    assert abs(b / 8) > 5 * est.standard_error  # the bias is resolved at this size
+
+
+@pytest.mark.parametrize("bad, name", [
+    (dict(tau=0.0), "tau"), (dict(similarity="x"), "similarity"), (dict(n_samples=1), "n_samples"),
+    (dict(rng=0), "rng"), (dict(encode_u=3), "encode_u"), (dict(bank_size=1), "bank_size"),
+])
+def test_invalid_inputs(models, bad, name):
+    m = models[0]
+    args = dict(sample=MC.gaussian_sampler(m.cov, m.n_u), encode_u=lambda u: u[:, :1],
+                encode_v=lambda v: v[:, :1], tau=1.0, similarity="dot", n_samples=10,
+                rng=np.random.default_rng(0))
+    args.update(bad)
+    with pytest.raises(InvalidInputError, match=name):
+        MC.population_clip_loss_mc(**args)
+
+
+def test_cosine_zero_embedding_rejected(models):
+    m = models[0]
+    with pytest.raises(InvalidInputError, match="encode_u"):
+        MC.population_clip_loss_mc(MC.gaussian_sampler(m.cov, m.n_u), lambda u: 0 * u, lambda v: v,
+                                   1.0, "cosine", 10, np.random.default_rng(0))
+
+
+# ---------------------------------------------------------------- the checks
+def test_checks_pass(models):
+    rng = np.random.default_rng(6)
+    for fn in (checks.check_theorem_3_2_monte_carlo, checks.check_n1_monte_carlo,
+               checks.check_n2_monte_carlo):
+        cases = fn(models[:1], rng)
+        assert cases and all(c.passed for c in cases), fn.__name__
+
+
+def test_theorem_3_2_check_fails_on_wrong_formula(models):
+    rng = np.random.default_rng(7)
+    # drop the factor 1/2 on the u|v log-partition: L_clip off by E log Z_u / 2
+    def wrong_kl(*a, **k):
+        kv, ku = MC.expected_kl_terms_mc(*a, **k)
+        return kv, MC.MCEstimate(ku.estimate + 0.5, ku.standard_error, ku.n_samples)
+    cases = checks.check_theorem_3_2_monte_carlo(models[:1], rng, kl_terms_mc=wrong_kl)
+    assert not all(c.passed for c in cases)
+    cases = checks.check_theorem_3_2_monte_carlo(
+        models[:1], rng, mutual_information=lambda c, n: 0.9 * gaussian.mutual_information(c, n) - 0.2)
+    assert not all(c.passed for c in cases)
+
+
+def test_n1_check_fails_on_wrong_limit(models):
+    rng = np.random.default_rng(8)
+    cases = checks.check_n1_monte_carlo(
+        models[:1], rng, clip_loss=lambda A, c, n: gaussian.population_clip_loss(A, c, n) + 0.05)
+    assert not all(c.passed for c in cases)
+    # a bias coefficient of the wrong sign is resolved at N = 16 with more samples
+    cases = checks.check_n1_monte_carlo(models[1:2], rng, bias=lambda A, c, n: -5 * checks.batch_loss_bias(A, c, n),
+                                        sizes=(16,), total=2**17)
+    assert not all(c.passed for c in cases)
+
+
+def test_n2_check_fails_on_wrong_bound(models):
+    rng = np.random.default_rng(9)
+    cases = checks.check_n2_monte_carlo(
+        models[:1], rng, mutual_information=lambda c, n: gaussian.mutual_information(c, n) - 0.3)
+    assert not all(c.passed for c in cases)
