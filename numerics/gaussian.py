@@ -20,6 +20,7 @@ from ._validation import (
     as_dimension,
     as_float_array,
     as_latent_dim,
+    check_conditioning,
     fail,
 )
 
@@ -48,6 +49,7 @@ __all__ = [
 # --------------------------------------------------------------------------
 def _validated(cov, n_u):
     cov = as_covariance(cov)
+    check_conditioning(cov)
     n_u = as_dimension(n_u, cov.shape[0])
     return cov, n_u
 
