@@ -353,15 +353,16 @@ def joint_covariance(C_uu, C_vv, sigma, U=None, V=None):
     C_vv = _as_any_cov(C_vv, "C_vv")
     n_u, n_v = C_uu.shape[0], C_vv.shape[0]
     k = min(n_u, n_v)
-    sigma = np.asarray(sigma, dtype=np.float64).reshape(-1)
-    if sigma.shape[0] > k or not np.all(np.isfinite(sigma)) or np.any(sigma < 0) or np.any(sigma >= 1):
+    sigma = as_float_array("sigma", sigma).astype(np.float64, copy=False).reshape(-1)
+    if sigma.shape[0] > k or np.any(sigma < 0) or np.any(sigma >= 1):
         raise fail("sigma", sigma, f"at most {k} canonical correlations in [0, 1)")
     r = sigma.shape[0]
-    U = np.eye(n_u)[:, :r] if U is None else np.asarray(U, dtype=np.float64)[:, :r]
-    V = np.eye(n_v)[:, :r] if V is None else np.asarray(V, dtype=np.float64)[:, :r]
+    U = np.eye(n_u) if U is None else as_float_array("U", U, ndim=2).astype(np.float64, copy=False)
+    V = np.eye(n_v) if V is None else as_float_array("V", V, ndim=2).astype(np.float64, copy=False)
     for name, M, n in (("U", U, n_u), ("V", V, n_v)):
-        if M.shape != (n, r) or not np.allclose(M.T @ M, np.eye(r), atol=1e-10):
+        if M.shape[0] != n or M.shape[1] < r or not np.allclose(M[:, :r].T @ M[:, :r], np.eye(r), atol=1e-10):
             raise fail(name, M, f"a ({n}, >= {r}) matrix with orthonormal columns")
+    U, V = U[:, :r], V[:, :r]
     C_uv = _sym_power(C_uu, 0.5) @ (U * sigma) @ V.T @ _sym_power(C_vv, 0.5)
     cov = np.block([[C_uu, C_uv], [C_uv.T, C_vv]])
     return 0.5 * (cov + cov.T)

@@ -85,7 +85,7 @@ def lowrank_minimizer(cov, n_u, n_e):
 def clip_loss_quadrature_1d(a, cov):
     r"""L_clip for n_u = n_v = 1 by nested quadrature of its definition (MATH.md §3):
     -E f + 1/2 E_u log Z_v(u) + 1/2 E_v log Z_u(v), with Z by quadrature too."""
-    from scipy import integrate
+    from scipy import integrate, stats
 
     c_uu, c_uv, c_vv = cov[0, 0], cov[0, 1], cov[1, 1]
     su, sv = np.sqrt(c_uu), np.sqrt(c_vv)

@@ -1,0 +1,113 @@
+"""Fuzzing: every public entry point, fed arbitrary arrays and scalars, either
+returns a valid (finite) result or raises the documented InvalidInputError.
+
+Any other exception (LinAlgError, IndexError, TypeError, ...) or a NaN in a
+result fails the test.
+"""
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis.extra import numpy as hnp
+
+from numerics import InvalidInputError, gaussian
+from numerics.models import GaussianModel
+
+FUZZ = settings(max_examples=60, deadline=None,
+                suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
+
+finite_or_not = st.floats(allow_nan=True, allow_infinity=True, width=64)
+scalars = st.one_of(st.integers(-5, 10), finite_or_not, st.booleans(), st.none(),
+                    st.text(max_size=3))
+
+
+@st.composite
+def arrays(draw, max_side=6):
+    """Arbitrary small arrays: any rank <= 2, float/int/bool dtypes, NaN and inf allowed,
+    plus nearly valid covariances (random SPD with a defect)."""
+    kind = draw(st.sampled_from(["random", "spd", "spd-defect"]))
+    if kind == "random":
+        dtype = draw(st.sampled_from([np.float64, np.float32, np.int64, np.bool_]))
+        shape = draw(hnp.array_shapes(min_dims=0, max_dims=2, min_side=0, max_side=max_side))
+        elems = None if dtype in (np.int64, np.bool_) else st.floats(width=32 if dtype == np.float32 else 64)
+        return draw(hnp.arrays(dtype, shape, elements=elems))
+    n = draw(st.integers(1, max_side))
+    X = draw(hnp.arrays(np.float64, (n, n), elements=st.floats(-3, 3)))
+    S = X @ X.T + draw(st.floats(0.0, 1.0)) * np.eye(n)
+    if kind == "spd-defect":
+        i, j = draw(st.integers(0, n - 1)), draw(st.integers(0, n - 1))
+        S[i, j] = draw(st.one_of(finite_or_not, st.floats(-1e3, 1e3)))
+    return S
+
+
+def _valid(result):
+    parts = result if isinstance(result, tuple) else (result,)
+    for p in parts:
+        arr = np.asarray(p, dtype=float)
+        assert np.all(np.isfinite(arr)), f"non-finite result {p!r}"
+
+
+def _call(fn, *args):
+    try:
+        out = fn(*args)
+    except InvalidInputError:
+        return "error"
+    _valid(out)
+    return "ok"
+
+
+COV_FUNCS = [gaussian.canonical_correlations, gaussian.mutual_information,
+             gaussian.whitened_cross_covariance, gaussian.true_conditionals,
+             gaussian.split_covariance, gaussian.canonical_directions]
+A_FUNCS = [gaussian.population_clip_loss, gaussian.population_clip_loss_grad,
+           gaussian.expected_kl_terms, gaussian.conditional_loss,
+           gaussian.bilinear_model_conditionals]
+
+
+@pytest.mark.parametrize("fn", COV_FUNCS, ids=lambda f: f.__name__)
+@FUZZ
+@given(cov=arrays(), n_u=scalars)
+def test_fuzz_covariance_functions(fn, cov, n_u):
+    _call(fn, cov, n_u)
+
+
+@pytest.mark.parametrize("fn", A_FUNCS, ids=lambda f: f.__name__)
+@FUZZ
+@given(A=arrays(), cov=arrays(), n_u=st.one_of(st.integers(0, 6), scalars))
+def test_fuzz_bilinear_functions(fn, A, cov, n_u):
+    _call(fn, A, cov, n_u)
+
+
+@pytest.mark.parametrize("fn", [gaussian.lowrank_minimizer, gaussian.lowrank_minimum],
+                         ids=lambda f: f.__name__)
+@FUZZ
+@given(cov=arrays(), n_u=st.one_of(st.integers(0, 6), scalars), n_e=st.one_of(st.integers(-1, 6), scalars))
+def test_fuzz_lowrank(fn, cov, n_u, n_e):
+    _call(fn, cov, n_u, n_e)
+
+
+@FUZZ
+@given(m1=arrays(), S1=arrays(), m2=arrays(), S2=arrays())
+def test_fuzz_gaussian_kl(m1, S1, m2, S2):
+    _call(gaussian.gaussian_kl, m1, S1, m2, S2)
+
+
+@FUZZ
+@given(S=arrays())
+def test_fuzz_gaussian_entropy(S):
+    _call(gaussian.gaussian_entropy, S)
+
+
+@FUZZ
+@given(C_uu=arrays(3), C_vv=arrays(3), sigma=st.one_of(arrays(3), scalars))
+def test_fuzz_joint_covariance(C_uu, C_vv, sigma):
+    _call(gaussian.joint_covariance, C_uu, C_vv, sigma)
+
+
+@FUZZ
+@given(cov=arrays(), n_u=scalars, n_e=scalars)
+def test_fuzz_gaussian_model(cov, n_u, n_e):
+    try:
+        m = GaussianModel(cov=cov, n_u=n_u, n_e=n_e)
+    except InvalidInputError:
+        return
+    _valid(m.sigma)
