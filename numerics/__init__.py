@@ -27,3 +27,6 @@ __all__ = [
     "mutual_information",
     "population_clip_loss",
 ]
+from . import kernels, montecarlo  # noqa: E402
+
+__all__ += ["kernels", "montecarlo"]
