@@ -111,3 +111,73 @@ def test_fuzz_gaussian_model(cov, n_u, n_e):
     except InvalidInputError:
         return
     _valid(m.sigma)
+
+
+# --------------------------------------------------------------------------
+# kernels and Monte Carlo estimators
+# --------------------------------------------------------------------------
+from numerics import kernels, montecarlo  # noqa: E402
+
+similarities = st.one_of(st.sampled_from(["dot", "l2", "cosine"]), st.text(max_size=4), st.none())
+temperatures = st.one_of(st.floats(1e-3, 10.0), scalars)
+
+
+@st.composite
+def embedding_pairs(draw):
+    """Pairs of embedding batches: usually matching shapes, sometimes not; any dtype;
+    NaN, inf, zero rows and huge values allowed."""
+    n, e = draw(st.integers(0, 5)), draw(st.integers(0, 3))
+    dtype = draw(st.sampled_from([np.float64, np.float32, np.int64]))
+    elems = (st.integers(-5, 5) if dtype == np.int64
+             else st.floats(width=32 if dtype == np.float32 else 64, allow_subnormal=False))
+    za = draw(hnp.arrays(dtype, (n, e), elements=elems))
+    if draw(st.booleans()):
+        zb = draw(hnp.arrays(dtype, (n, e), elements=elems))
+    else:
+        zb = draw(arrays())
+    return za, zb
+
+
+@pytest.mark.parametrize("fn", [kernels.clip_loss, kernels.clip_loss_and_grad],
+                         ids=lambda f: f.__name__)
+@FUZZ
+@given(pair=embedding_pairs(), tau=temperatures, similarity=similarities)
+def test_fuzz_kernels(fn, pair, tau, similarity):
+    za, zb = pair
+    _call(fn, za, zb, tau, similarity)
+
+
+@pytest.mark.parametrize("fn", [kernels.clip_loss_from_logits, kernels.clip_loss_grad_from_logits],
+                         ids=lambda f: f.__name__)
+@FUZZ
+@given(F=arrays())
+def test_fuzz_logit_references(fn, F):
+    _call(fn, F)
+
+
+@FUZZ
+@given(m1=arrays(), S1=arrays(), m2=arrays(), S2=arrays())
+def test_fuzz_gaussian_kl_batch(m1, S1, m2, S2):
+    _call(montecarlo.gaussian_kl_batch, m1, S1, m2, S2)
+
+
+@settings(FUZZ, max_examples=25)
+@given(cov=arrays(4), n_u=st.one_of(st.integers(0, 4), scalars), G=arrays(3),
+       tau=temperatures, similarity=similarities, n=st.one_of(st.integers(-1, 40), scalars))
+def test_fuzz_montecarlo_estimators(cov, n_u, G, tau, similarity, n):
+    rng = np.random.default_rng(0)
+    try:
+        sample = montecarlo.gaussian_sampler(cov, n_u)
+        enc_u = montecarlo.linear_encoder(G)
+        enc_v = montecarlo.linear_encoder(G)
+    except InvalidInputError:
+        return
+    for fn in (lambda: montecarlo.population_clip_loss_mc(sample, enc_u, enc_v, tau, similarity, n, rng),
+               lambda: montecarlo.expected_kl_terms_mc(cov, n_u, enc_u, enc_v, tau, similarity, n, rng)):
+        try:
+            out = fn()
+        except InvalidInputError:
+            continue
+        parts = out if isinstance(out, tuple) else (out,)
+        for p in parts:
+            assert np.isfinite(p.estimate) and np.isfinite(p.standard_error)
