@@ -30,3 +30,6 @@ __all__ = [
 from . import kernels, montecarlo  # noqa: E402
 
 __all__ += ["kernels", "montecarlo"]
+from . import variants  # noqa: E402
+
+__all__ += ["variants"]

@@ -1,0 +1,628 @@
+r"""Balanced and flexible contrastive losses (MATH.md end of §3, §4.1, §4.2, §4.3).
+
+The :math:`\lambda`-balanced loss with divergence :math:`D` is
+
+.. math:: L_\lambda(g) = \lambda\, E_{\mu_v} D(\mu_{u|v} \| \nu_{u|v})
+          + (1 - \lambda)\, E_{\mu_u} D(\mu_{v|u} \| \nu_{v|u}),
+
+with :math:`D(p\|q) = KL(p\|q)` (``divergence="forward"``) or
+:math:`KL(q\|p)` (``divergence="reverse"``).  :math:`\lambda = 0` keeps only
+the :math:`v|u` term (the row-wise InfoNCE of a logit matrix, whose rows are
+indexed by :math:`u`), :math:`\lambda = 1` only the :math:`u|v` term and
+:math:`\lambda = \tfrac12` with the forward KL is :math:`L_{clip} + I`
+(Theorem 3.2).
+
+Gaussian closed forms are given for linear encoders with the bilinear logit
+:math:`f = u^T A v` (§4.1) and the L2 logit
+:math:`f = -|G_u u - G_v v|^2 / (2\tau)` (§4.2); the cosine logit has no
+closed form and is estimated by Monte Carlo (§4.3).
+
+Conventions: every ``*_kl_terms`` function returns ``(kl_v, kl_u)`` with
+``kl_v`` the :math:`v|u` term :math:`E_{\mu_u} D(\mu_{v|u}\|\nu_{v|u})` and
+``kl_u`` the :math:`u|v` term.  Every public function validates its input and
+raises :class:`numerics.InvalidInputError`; the ``_`` helpers do no checking.
+"""
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy.optimize import minimize
+from scipy.special import logsumexp
+
+from ._validation import (
+    as_bilinear,
+    as_choice,
+    as_covariance,
+    as_dimension,
+    as_float_array,
+    as_lambda,
+    as_latent_dim,
+    as_temperature,
+    fail,
+)
+from .gaussian import (
+    _blocks,
+    _expected_gaussian_kl,
+    _logdet,
+    _mutual_information,
+    _sym_power,
+    _true_conditionals,
+    _whitened,
+)
+
+__all__ = [
+    "DIVERGENCES",
+    "SIMILARITIES",
+    "bilinear_conditionals",
+    "l2_conditionals",
+    "bilinear_kl_terms",
+    "l2_kl_terms",
+    "balanced_loss",
+    "bilinear_balanced_loss",
+    "bilinear_balanced_loss_grad",
+    "l2_balanced_loss",
+    "l2_infonce_terms",
+    "l2_infonce_terms_grad",
+    "l2_one_sided_minimum",
+    "l2_one_sided_minimizer",
+    "projected_regression_maps",
+    "EncoderFit",
+    "minimize_encoders",
+    "l2_balanced_objective",
+    "bilinear_factor_objective",
+    "logits",
+    "empirical_balanced_infonce",
+    "empirical_balanced_infonce_grad",
+    "monte_carlo_balanced_loss",
+    "monte_carlo_balanced_kl",
+]
+
+DIVERGENCES = ("forward", "reverse")
+SIMILARITIES = ("bilinear", "l2", "cosine")
+
+
+# --------------------------------------------------------------------------
+# validation helpers
+# --------------------------------------------------------------------------
+def _validated(cov, n_u):
+    cov = as_covariance(cov)
+    return cov, as_dimension(n_u, cov.shape[0])
+
+
+def _as_encoder(G, n, name, n_e=None):
+    arr = as_float_array(name, G).astype(np.float64, copy=False)
+    if arr.ndim != 2 or arr.shape[1] != n or arr.shape[0] < 1 or (n_e is not None and arr.shape[0] != n_e):
+        rows = "n_e" if n_e is None else str(n_e)
+        raise fail(name, arr, f"a matrix of shape ({rows}, {n})")
+    return arr
+
+
+def _encoders(G_u, G_v, tau, n_u, n_v):
+    G_u = _as_encoder(G_u, n_u, "G_u")
+    G_v = _as_encoder(G_v, n_v, "G_v", G_u.shape[0])
+    return G_u, G_v, as_temperature(tau)
+
+
+# --------------------------------------------------------------------------
+# model conditionals
+# --------------------------------------------------------------------------
+def bilinear_conditionals(A, cov, n_u):
+    r"""Model conditionals of the bilinear tilt :math:`f = u^T A v` (MATH.md §4.1).
+
+    .. math:: \nu_{v|u} = N(C_{vv} A^T u,\ C_{vv}), \qquad
+              \nu_{u|v} = N(C_{uu} A v,\ C_{uu}).
+
+    Returns ``(N_v, Sigma_v, N_u, Sigma_u)``: the mean maps and covariances.
+    The covariances do not depend on ``A``: the bilinear tilt moves means only.
+    """
+    cov, n_u = _validated(cov, n_u)
+    A = as_bilinear(A, n_u, cov.shape[0] - n_u)
+    return _bilinear_conditionals(A, cov, n_u)
+
+
+def _bilinear_conditionals(A, cov, n_u):
+    C_uu, _, C_vv = _blocks(cov, n_u)
+    return C_vv @ A.T, C_vv.copy(), C_uu @ A, C_uu.copy()
+
+
+def l2_conditionals(G_u, G_v, tau, cov, n_u):
+    r"""Model conditionals of the L2 tilt :math:`f = -|G_u u - G_v v|^2/(2\tau)` (MATH.md §4.2).
+
+    .. math:: \nu_{v|u} = N(\Sigma_v G_v^T G_u u / \tau,\ \Sigma_v), \quad
+              \Sigma_v = (C_{vv}^{-1} + G_v^T G_v/\tau)^{-1},
+
+    and symmetrically :math:`\nu_{u|v} = N(\Sigma_u G_u^T G_v v/\tau, \Sigma_u)`,
+    :math:`\Sigma_u = (C_{uu}^{-1} + G_u^T G_u/\tau)^{-1}` (complete the square in
+    :math:`\exp f \cdot \mu_v`).  Returns ``(N_v, Sigma_v, N_u, Sigma_u)``.
+    """
+    cov, n_u = _validated(cov, n_u)
+    G_u, G_v, tau = _encoders(G_u, G_v, tau, n_u, cov.shape[0] - n_u)
+    return _l2_conditionals(G_u, G_v, tau, cov, n_u)
+
+
+def _l2_conditionals(G_u, G_v, tau, cov, n_u):
+    C_uu, _, C_vv = _blocks(cov, n_u)
+    # Sigma = (C^{-1} + G^T G / tau)^{-1} = C - C G^T (tau I + G C G^T)^{-1} G C:
+    # the Woodbury form never inverts C and stays symmetric positive definite.
+    def tilt(C, G):
+        S = tau * np.eye(G.shape[0]) + G @ C @ G.T
+        Sig = C - C @ G.T @ np.linalg.solve(S, G @ C)
+        return 0.5 * (Sig + Sig.T)
+
+    Sig_v, Sig_u = tilt(C_vv, G_v), tilt(C_uu, G_u)
+    N_v = Sig_v @ G_v.T @ G_u / tau
+    N_u = Sig_u @ G_u.T @ G_v / tau
+    return N_v, Sig_v, N_u, Sig_u
+
+
+def projected_regression_maps(cov, n_u, n_e):
+    r"""True regression maps restricted to the top-:math:`n_e` canonical directions
+    (the target of Proposition G2, MATH.md §4.1).
+
+    With :math:`K = U\Sigma V^T`,
+
+    .. math:: P_v M_v = C_{vv}^{1/2} V_{n_e} \Sigma_{n_e} U_{n_e}^T C_{uu}^{-1/2},
+              \qquad P_u M_u = C_{uu}^{1/2} U_{n_e} \Sigma_{n_e} V_{n_e}^T C_{vv}^{-1/2},
+
+    where :math:`M_v = C_{vu}C_{uu}^{-1}` and
+    :math:`P_v = C_{vv}^{1/2} V_{n_e}V_{n_e}^T C_{vv}^{-1/2}` projects onto the top
+    canonical directions of :math:`v` (orthogonally in the :math:`C_{vv}^{-1}` inner
+    product).  For :math:`n_e \ge \operatorname{rank} C_{uv}` these are the
+    exact maps :math:`M_v`, :math:`M_u`.  Returns ``(PM_v, PM_u)``.
+    """
+    cov, n_u = _validated(cov, n_u)
+    n_e = as_latent_dim(n_e, n_u, cov.shape[0] - n_u)
+    C_uu, _, C_vv = _blocks(cov, n_u)
+    U, s, Vt = np.linalg.svd(_whitened(cov, n_u), full_matrices=False)
+    Bt = (Vt[:n_e].T * s[:n_e]) @ U[:, :n_e].T
+    PM_v = _sym_power(C_vv, 0.5) @ Bt @ _sym_power(C_uu, -0.5)
+    PM_u = _sym_power(C_uu, 0.5) @ Bt.T @ _sym_power(C_vv, -0.5)
+    return PM_v, PM_u
+
+
+# --------------------------------------------------------------------------
+# expected divergences
+# --------------------------------------------------------------------------
+def _kl_terms(model, cov, n_u, divergence):
+    N_v, Sig_v, N_u, Sig_u = model
+    C_uu, _, C_vv = _blocks(cov, n_u)
+    M_v, S_v, M_u, S_u = _true_conditionals(cov, n_u)
+    if divergence == "forward":
+        return (_expected_gaussian_kl(M_v, S_v, N_v, Sig_v, C_uu),
+                _expected_gaussian_kl(M_u, S_u, N_u, Sig_u, C_vv))
+    return (_expected_gaussian_kl(N_v, Sig_v, M_v, S_v, C_uu),
+            _expected_gaussian_kl(N_u, Sig_u, M_u, S_u, C_vv))
+
+
+def bilinear_kl_terms(A, cov, n_u, *, divergence="forward"):
+    r"""Both expected conditional divergences of the bilinear model (MATH.md §3, §4.1).
+
+    Forward: :math:`(E_u KL(\mu_{v|u}\|\nu_{v|u}),\ E_v KL(\mu_{u|v}\|\nu_{u|v}))`;
+    reverse: :math:`(E_u KL(\nu_{v|u}\|\mu_{v|u}),\ E_v KL(\nu_{u|v}\|\mu_{u|v}))`,
+    the conditioning variable drawn from the data marginal in both cases.
+    Each is the Gaussian KL averaged over the conditioning variable :math:`x`:
+
+    .. math:: \tfrac12[\operatorname{tr}(S_2^{-1}S_1) - n + \operatorname{tr}(D^T S_2^{-1} D\, C_{xx})
+              + \log\det S_2 - \log\det S_1], \quad D = M_2 - M_1.
+    """
+    cov, n_u = _validated(cov, n_u)
+    A = as_bilinear(A, n_u, cov.shape[0] - n_u)
+    divergence = as_choice(divergence, DIVERGENCES, "divergence")
+    return _kl_terms(_bilinear_conditionals(A, cov, n_u), cov, n_u, divergence)
+
+
+def l2_kl_terms(G_u, G_v, tau, cov, n_u, *, divergence="forward"):
+    r"""Both expected conditional divergences of the L2 model (MATH.md §3, §4.2).
+
+    Same conventions as :func:`bilinear_kl_terms`, with the model conditionals
+    of :func:`l2_conditionals`.
+    """
+    cov, n_u = _validated(cov, n_u)
+    G_u, G_v, tau = _encoders(G_u, G_v, tau, n_u, cov.shape[0] - n_u)
+    divergence = as_choice(divergence, DIVERGENCES, "divergence")
+    return _kl_terms(_l2_conditionals(G_u, G_v, tau, cov, n_u), cov, n_u, divergence)
+
+
+def balanced_loss(kl_v, kl_u, lam):
+    r""":math:`L_\lambda = \lambda\,\text{kl}_u + (1 - \lambda)\,\text{kl}_v` (MATH.md §3)."""
+    lam = as_lambda(lam)
+    for name, x in (("kl_v", kl_v), ("kl_u", kl_u)):
+        if not np.isfinite(x) or x < 0:
+            raise fail(name, x, "a finite expected divergence >= 0")
+    return lam * float(kl_u) + (1.0 - lam) * float(kl_v)
+
+
+def bilinear_balanced_loss(A, cov, n_u, lam, *, divergence="forward"):
+    r"""The :math:`\lambda`-balanced loss of the bilinear model (MATH.md §3, §4.1)."""
+    kv, ku = bilinear_kl_terms(A, cov, n_u, divergence=divergence)
+    return balanced_loss(kv, ku, lam)
+
+
+def bilinear_balanced_loss_grad(A, cov, n_u, lam, *, divergence="forward"):
+    r"""Gradient in ``A`` of :func:`bilinear_balanced_loss`.
+
+    Only the mean terms depend on ``A`` (the bilinear covariances are fixed).
+    With :math:`D_v = C_{vv}A^T - M_v`, :math:`D_u = C_{uu}A - M_u` and
+    :math:`W` the precision inside the KL (model precision for the forward,
+    data precision :math:`S^{-1}` for the reverse divergence):
+
+    .. math:: \nabla_A = (1-\lambda)\, C_{uu} D_v^T W_v C_{vv} + \lambda\, C_{uu} W_u D_u C_{vv}.
+    """
+    cov, n_u = _validated(cov, n_u)
+    A = as_bilinear(A, n_u, cov.shape[0] - n_u)
+    lam = as_lambda(lam)
+    divergence = as_choice(divergence, DIVERGENCES, "divergence")
+    C_uu, _, C_vv = _blocks(cov, n_u)
+    M_v, S_v, M_u, S_u = _true_conditionals(cov, n_u)
+    W_v = np.linalg.inv(C_vv if divergence == "forward" else S_v)
+    W_u = np.linalg.inv(C_uu if divergence == "forward" else S_u)
+    D_v = C_vv @ A.T - M_v
+    D_u = C_uu @ A - M_u
+    return (1 - lam) * C_uu @ D_v.T @ W_v @ C_vv + lam * C_uu @ W_u @ D_u @ C_vv
+
+
+def l2_balanced_loss(G_u, G_v, tau, cov, n_u, lam, *, divergence="forward"):
+    r"""The :math:`\lambda`-balanced loss of the L2 model (MATH.md §3, §4.2)."""
+    kv, ku = l2_kl_terms(G_u, G_v, tau, cov, n_u, divergence=divergence)
+    return balanced_loss(kv, ku, lam)
+
+
+# --------------------------------------------------------------------------
+# InfoNCE form of the L2 loss (an independent route, with gradients)
+# --------------------------------------------------------------------------
+def _l2_infonce(H_u, H_v, cov, n_u, grad):
+    C_uu, C_uv, C_vv = _blocks(cov, n_u)
+    n_e = H_u.shape[0]
+    Xu = H_u @ C_uu @ H_u.T
+    Xv = H_v @ C_vv @ H_v.T
+    Xuv = H_u @ C_uv @ H_v.T
+    Ef = -0.5 * (np.trace(Xu) + np.trace(Xv) - 2 * np.trace(Xuv))
+    Rv = np.linalg.inv(np.eye(n_e) + Xv)
+    Ru = np.linalg.inv(np.eye(n_e) + Xu)
+    lzv = -0.5 * _logdet(np.eye(n_e) + Xv) - 0.5 * float(np.sum(Rv * Xu))
+    lzu = -0.5 * _logdet(np.eye(n_e) + Xu) - 0.5 * float(np.sum(Ru * Xv))
+    values = (float(Ef), lzv, lzu)
+    if not grad:
+        return values
+    dEf = (-(H_u @ C_uu - H_v @ C_uv.T), -(H_v @ C_vv - H_u @ C_uv))
+    dlzv = (-Rv @ H_u @ C_uu, -Rv @ H_v @ C_vv + Rv @ Xu @ Rv @ H_v @ C_vv)
+    dlzu = (-Ru @ H_u @ C_uu + Ru @ Xv @ Ru @ H_u @ C_uu, -Ru @ H_v @ C_vv)
+    return values, (dEf, dlzv, dlzu)
+
+
+def l2_infonce_terms(G_u, G_v, tau, cov, n_u):
+    r"""The three population terms of the L2 InfoNCE losses (MATH.md §3, §4.2).
+
+    With :math:`H = G/\sqrt\tau`, :math:`X_u = H_u C_{uu} H_u^T`,
+    :math:`X_v = H_v C_{vv} H_v^T`:
+
+    .. math:: E_\mu f = -\tfrac12 \operatorname{tr}(X_u + X_v - 2 H_u C_{uv} H_v^T),
+
+    .. math:: E_{\mu_u}\log Z_v(u) = -\tfrac12\log\det(I + X_v)
+              - \tfrac12\operatorname{tr}((I + X_v)^{-1} X_u)
+
+    (a Gaussian integral of :math:`\exp(-|a - w|^2/2)` with
+    :math:`w = H_v v \sim N(0, X_v)`), and :math:`E\log Z_u` with
+    :math:`u, v` swapped.  Returns ``(E_f, E_log_Z_v, E_log_Z_u)``; then
+    :math:`L_\lambda = I - E f + \lambda E\log Z_u + (1-\lambda)E\log Z_v`
+    for the forward divergence.  No conditional is used: this is the route
+    independent of :func:`l2_kl_terms`.
+    """
+    cov, n_u = _validated(cov, n_u)
+    G_u, G_v, tau = _encoders(G_u, G_v, tau, n_u, cov.shape[0] - n_u)
+    return _l2_infonce(G_u / np.sqrt(tau), G_v / np.sqrt(tau), cov, n_u, grad=False)
+
+
+def l2_infonce_terms_grad(H_u, H_v, cov, n_u):
+    r"""Values and gradients of :func:`l2_infonce_terms` in the scaled encoders
+    :math:`H_u = G_u/\sqrt\tau`, :math:`H_v = G_v/\sqrt\tau` (``tau`` is redundant with
+    the scale of the encoders, so optimisers work in ``H``).
+
+    Returns ``(values, grads)`` with ``grads[k] = (d/dH_u, d/dH_v)`` of term ``k``.
+    """
+    cov, n_u = _validated(cov, n_u)
+    H_u, H_v, _ = _encoders(H_u, H_v, 1.0, n_u, cov.shape[0] - n_u)
+    return _l2_infonce(H_u, H_v, cov, n_u, grad=True)
+
+
+# --------------------------------------------------------------------------
+# Proposition G3
+# --------------------------------------------------------------------------
+def l2_one_sided_minimum(cov, n_u, n_e):
+    r"""Minimum of the one-sided L2 loss :math:`L_0 = E_{\mu_u} KL(\mu_{v|u}\|\nu_{v|u})`
+    over linear encoders of latent dimension :math:`n_e` (Proposition G3, MATH.md §4.2):
+
+    .. math:: \min L_0 = -\tfrac12 \sum_{i > n_e} \log(1 - \sigma_i^2).
+
+    This is the value of the KL itself; the InfoNCE form
+    :math:`-E f + E \log Z_v = L_0 - I` has minimum
+    :math:`\tfrac12\sum_{i\le n_e}\log(1-\sigma_i^2)`.  Zero when
+    :math:`n_e \ge \operatorname{rank} C_{uv}`.
+    """
+    cov, n_u = _validated(cov, n_u)
+    n_e = as_latent_dim(n_e, n_u, cov.shape[0] - n_u)
+    s = np.linalg.svd(_whitened(cov, n_u), compute_uv=False)
+    return -0.5 * float(np.sum(np.log1p(-s[n_e:] ** 2)))
+
+
+def l2_one_sided_minimizer(cov, n_u, n_e, tau=1.0):
+    r"""A minimiser of the one-sided L2 loss (Proposition G3, MATH.md §4.2).
+
+    In canonical coordinates :math:`\tilde u = U^T C_{uu}^{-1/2} u`,
+    :math:`\tilde v = V^T C_{vv}^{-1/2} v` the encoders are diagonal on the top
+    :math:`n_e` pairs with
+
+    .. math:: b_i^2 = \frac{\tau\sigma_i^2}{1-\sigma_i^2}, \qquad
+              a_i b_i = \frac{\tau\sigma_i}{1-\sigma_i^2},
+
+    so :math:`a_i = \sqrt{\tau/(1-\sigma_i^2)}` (for :math:`\sigma_i = 0` both
+    vanish and the pair is left alone).  Returns ``(G_u, G_v)`` of shapes
+    ``(n_e, n_u)``, ``(n_e, n_v)``.
+    """
+    cov, n_u = _validated(cov, n_u)
+    n_e = as_latent_dim(n_e, n_u, cov.shape[0] - n_u)
+    tau = as_temperature(tau)
+    C_uu, _, C_vv = _blocks(cov, n_u)
+    U, s, Vt = np.linalg.svd(_whitened(cov, n_u), full_matrices=False)
+    s = s[:n_e]
+    b = np.sqrt(tau * s**2 / (1 - s**2))
+    a = np.where(s > 0, np.sqrt(tau / (1 - s**2)), 0.0)
+    G_u = a[:, None] * (U[:, :n_e].T @ _sym_power(C_uu, -0.5))
+    G_v = b[:, None] * (Vt[:n_e] @ _sym_power(C_vv, -0.5))
+    return G_u, G_v
+
+
+# --------------------------------------------------------------------------
+# optimisation over encoders
+# --------------------------------------------------------------------------
+@dataclass
+class EncoderFit:
+    r"""Result of :func:`minimize_encoders`.
+
+    Attributes
+    ----------
+    G_u : ndarray, shape (n_e, n_u)
+    G_v : ndarray, shape (n_e, n_v)
+        Encoders at the best start.
+    value : float
+        Objective at the best start.
+    start_values : ndarray
+        Final value of every start (the landscape diagnostic).
+    converged : bool
+        Whether the best start met the optimiser's convergence test.
+    n_iter : int
+    """
+
+    G_u: np.ndarray
+    G_v: np.ndarray
+    value: float
+    start_values: np.ndarray
+    converged: bool
+    n_iter: int = 0
+    messages: list = field(default_factory=list)
+
+
+def minimize_encoders(objective, n_u, n_v, n_e, *, starts=4, rng=None, init=None,
+                      init_scale=0.7, gtol=1e-10, maxiter=5000):
+    r"""Minimise ``objective(G_u, G_v) -> (value, (dG_u, dG_v))`` over linear encoders
+    :math:`G_u \in R^{n_e\times n_u}`, :math:`G_v \in R^{n_e\times n_v}` by BFGS.
+
+    For the L2 logit pass the scaled encoders :math:`H = G/\sqrt\tau` (the
+    temperature is redundant with their scale); for the bilinear logit the
+    gradient in the factors is :math:`(G_v \nabla_A^T, G_u \nabla_A)`.
+
+    Parameters
+    ----------
+    objective : callable
+    n_u, n_v, n_e : int
+    starts : int
+        Random starts (Gaussian entries of standard deviation ``init_scale``);
+        the best final value is kept.
+    rng : numpy.random.Generator, optional
+        Source of the starts (``default_rng(0)`` if omitted).
+    init : tuple of ndarray, optional
+        ``(G_u, G_v)`` used as the first start (a warm start).
+
+    Warns
+    -----
+    RuntimeWarning
+        If the best start did not meet the convergence test.
+
+    Notes
+    -----
+    Dense BFGS rather than L-BFGS-B: the problems have at most a few dozen
+    variables, and the per-iteration overhead of L-BFGS-B dominates there.
+    """
+    n_e = as_latent_dim(n_e, n_u, n_v)
+    if isinstance(starts, bool) or not isinstance(starts, (int, np.integer)) or starts < 1:
+        raise fail("starts", starts, "an integer >= 1")
+    rng = np.random.default_rng(0) if rng is None else rng
+    nu = n_e * n_u
+
+    def fun(x):
+        val, (gu, gv) = objective(x[:nu].reshape(n_e, n_u), x[nu:].reshape(n_e, n_v))
+        return float(val), np.concatenate([np.ravel(gu), np.ravel(gv)])
+
+    best, values, messages = None, [], []
+    for k in range(starts):
+        if k == 0 and init is not None:
+            x0 = np.concatenate([np.ravel(init[0]), np.ravel(init[1])]).astype(np.float64)
+            if x0.shape != (n_e * (n_u + n_v),):
+                raise fail("init", init, f"encoders of shapes ({n_e}, {n_u}) and ({n_e}, {n_v})")
+        else:
+            x0 = init_scale * rng.standard_normal(n_e * (n_u + n_v))
+        with np.errstate(over="ignore"):
+            res = minimize(fun, x0, jac=True, method="BFGS", options={"gtol": gtol, "maxiter": maxiter})
+        values.append(float(res.fun))
+        messages.append(str(res.message))
+        if best is None or res.fun < best.fun:
+            best = res
+    # BFGS reports "precision loss" once the decrease is below rounding: that
+    # is convergence for these smooth objectives, judged by the caller's checks.
+    ok = bool(best.success) or "precision" in str(best.message)
+    if not ok:
+        warnings.warn(f"minimize_encoders: best of {starts} starts did not converge "
+                      f"({best.message})", RuntimeWarning, stacklevel=2)
+    return EncoderFit(best.x[:nu].reshape(n_e, n_u).copy(), best.x[nu:].reshape(n_e, n_v).copy(),
+                      float(best.fun), np.array(values), ok, int(best.nit), messages)
+
+
+def l2_balanced_objective(cov, n_u, lam):
+    r"""Objective for :func:`minimize_encoders`: the forward :math:`L_\lambda` of the L2 model
+    in the InfoNCE form :math:`I - E f + \lambda E\log Z_u + (1-\lambda)E\log Z_v`
+    (:func:`l2_infonce_terms`) and its gradient in the scaled encoders ``H``."""
+    cov, n_u = _validated(cov, n_u)
+    lam = as_lambda(lam)
+    I = _mutual_information(cov, n_u)
+
+    def objective(H_u, H_v):
+        (Ef, lzv, lzu), (dEf, dlzv, dlzu) = _l2_infonce(H_u, H_v, cov, n_u, True)
+        value = I - Ef + (1 - lam) * lzv + lam * lzu
+        grads = tuple(-dEf[k] + (1 - lam) * dlzv[k] + lam * dlzu[k] for k in range(2))
+        return value, grads
+
+    return objective
+
+
+def bilinear_factor_objective(loss_and_grad):
+    r"""Lift ``loss_and_grad(A) -> (value, grad_A)`` to factors :math:`A = G_u^T G_v`
+    for :func:`minimize_encoders` (chain rule :math:`(G_v \nabla_A^T, G_u \nabla_A)`)."""
+
+    def objective(G_u, G_v):
+        value, gA = loss_and_grad(G_u.T @ G_v)
+        return value, (G_v @ gA.T, G_u @ gA)
+
+    return objective
+
+
+# --------------------------------------------------------------------------
+# finite-sample losses and Monte Carlo
+# --------------------------------------------------------------------------
+def _logits(X_u, X_v, similarity, tau):
+    if similarity == "bilinear":
+        return X_u @ X_v.T / tau
+    if similarity == "l2":
+        sq = np.sum(X_u**2, 1)[:, None] + np.sum(X_v**2, 1)[None, :] - 2 * X_u @ X_v.T
+        return -0.5 * sq / tau
+    nu = np.linalg.norm(X_u, axis=1, keepdims=True)
+    nv = np.linalg.norm(X_v, axis=1, keepdims=True)
+    # A zero embedding has no direction; cosine similarity 0 is the convention.
+    Yu = np.divide(X_u, nu, out=np.zeros_like(X_u), where=nu > 0)
+    Yv = np.divide(X_v, nv, out=np.zeros_like(X_v), where=nv > 0)
+    return Yu @ Yv.T / tau
+
+
+def logits(u, v, G_u, G_v, tau, *, similarity="bilinear"):
+    r"""Logit matrix :math:`F_{ij} = s(G_u u_i, G_v v_j)/\tau` of a batch (MATH.md §1).
+
+    ``u`` has shape ``(N, n_u)``, ``v`` shape ``(N, n_v)``; positives lie on the
+    diagonal.  Similarities: ``"bilinear"`` :math:`\langle g_u, g_v\rangle`,
+    ``"l2"`` :math:`-|g_u - g_v|^2/2`, ``"cosine"`` the cosine.
+    """
+    similarity = as_choice(similarity, SIMILARITIES, "similarity")
+    u = as_float_array("u", u, ndim=2).astype(np.float64, copy=False)
+    v = as_float_array("v", v, ndim=2).astype(np.float64, copy=False)
+    if v.shape[0] != u.shape[0]:
+        raise fail("v", v, f"an array with {u.shape[0]} rows (as many pairs as u)")
+    G_u, G_v, tau = _encoders(G_u, G_v, tau, u.shape[1], v.shape[1])
+    return _logits(u @ G_u.T, v @ G_v.T, similarity, tau)
+
+
+def _as_logit_matrix(F):
+    F = as_float_array("F", F, ndim=2).astype(np.float64, copy=False)
+    if F.shape[0] != F.shape[1] or F.shape[0] < 2:
+        raise fail("F", F, "a square N x N logit matrix with N >= 2")
+    return F
+
+
+def empirical_balanced_infonce(F, lam):
+    r"""Finite-sample :math:`\lambda`-balanced InfoNCE of a logit matrix (MATH.md §2, §3).
+
+    .. math:: L_{N,\lambda} = -\frac1N\sum_i F_{ii}
+              + \frac{1-\lambda}{N}\sum_i \log\frac1N\sum_j e^{F_{ij}}
+              + \frac{\lambda}{N}\sum_j \log\frac1N\sum_i e^{F_{ij}},
+
+    the estimator of :math:`L_\lambda - I` (forward divergence): rows normalise
+    over :math:`v` (the :math:`v|u` term), columns over :math:`u`.
+    :math:`\lambda = \tfrac12` is the CLIP loss minus :math:`\log N`.
+    """
+    F = _as_logit_matrix(F)
+    lam = as_lambda(lam)
+    N = F.shape[0]
+    rows = float(np.mean(logsumexp(F, axis=1)))
+    cols = float(np.mean(logsumexp(F, axis=0)))
+    return -float(np.mean(np.diag(F))) + (1 - lam) * rows + lam * cols - np.log(N)
+
+
+def empirical_balanced_infonce_grad(F, lam):
+    r"""Gradient of :func:`empirical_balanced_infonce` in ``F``:
+    :math:`((1-\lambda) P + \lambda Q - I)/N`, with ``P`` the row softmax and
+    ``Q`` the column softmax."""
+    F = _as_logit_matrix(F)
+    lam = as_lambda(lam)
+    N = F.shape[0]
+    P = np.exp(F - logsumexp(F, axis=1, keepdims=True))
+    Q = np.exp(F - logsumexp(F, axis=0, keepdims=True))
+    return ((1 - lam) * P + lam * Q - np.eye(N)) / N
+
+
+def monte_carlo_balanced_loss(G_u, G_v, tau, cov, n_u, lam, *, similarity="cosine",
+                              n_samples=4096, batch=256, rng=None):
+    r"""Monte Carlo estimate of the forward :math:`L_\lambda - I` for any similarity
+    (MATH.md §3, §4.3; the cosine logit has no closed form).
+
+    The ``n_samples`` pairs drawn from :math:`N(0, C)` are split into
+    independent batches of ``batch`` pairs; each batch gives
+    :func:`empirical_balanced_infonce`, the estimate is their mean and the
+    standard error their standard deviation over :math:`\sqrt{\#\text{batches}}`.
+    The nested :math:`\log E\exp` carries a Jensen bias :math:`O(1/\text{batch})`
+    that the standard error does not include.  Returns ``(estimate, standard_error)``.
+    """
+    cov, n_u = _validated(cov, n_u)
+    G_u, G_v, tau = _encoders(G_u, G_v, tau, n_u, cov.shape[0] - n_u)
+    lam = as_lambda(lam)
+    similarity = as_choice(similarity, SIMILARITIES, "similarity")
+    for name, x, lo in (("batch", batch, 2), ("n_samples", n_samples, 2 * batch)):
+        if isinstance(x, bool) or not isinstance(x, (int, np.integer)) or x < lo:
+            raise fail(name, x, f"an integer >= {lo}")
+    rng = np.random.default_rng(0) if rng is None else rng
+    n_b = n_samples // batch
+    L = np.linalg.cholesky(cov)
+    vals = np.empty(n_b)
+    for k in range(n_b):
+        z = rng.standard_normal((batch, cov.shape[0])) @ L.T
+        F = _logits(z[:, :n_u] @ G_u.T, z[:, n_u:] @ G_v.T, similarity, tau)
+        vals[k] = empirical_balanced_infonce(F, lam)
+    return float(np.mean(vals)), float(np.std(vals, ddof=1) / np.sqrt(n_b))
+
+
+def monte_carlo_balanced_kl(G_u, G_v, tau, cov, n_u, lam, *, similarity="cosine",
+                            n_samples=20000, rng=None, bank_size=None):
+    r"""Monte Carlo estimate of the forward :math:`L_\lambda` itself (KL form, MATH.md §3, §4.3)
+    for any similarity, cosine included.
+
+    .. math:: L_\lambda = \lambda\, E_v KL(\mu_{u|v}\|\nu_{u|v})
+              + (1-\lambda)\, E_u KL(\mu_{v|u}\|\nu_{v|u}),
+
+    each term estimated by :func:`numerics.montecarlo.expected_kl_terms_mc`
+    (exact Gaussian data densities, bias-corrected log-partitions); the two
+    terms use independent draws, so the standard errors combine as
+    :math:`\sqrt{\lambda^2 s_u^2 + (1-\lambda)^2 s_v^2}`.
+    Returns ``(estimate, standard_error)``.
+    """
+    from . import montecarlo
+
+    cov, n_u = _validated(cov, n_u)
+    G_u, G_v, tau = _encoders(G_u, G_v, tau, n_u, cov.shape[0] - n_u)
+    lam = as_lambda(lam)
+    similarity = as_choice(similarity, SIMILARITIES, "similarity")
+    sim = "dot" if similarity == "bilinear" else similarity
+    rng = np.random.default_rng(0) if rng is None else rng
+    kv, ku = montecarlo.expected_kl_terms_mc(cov, n_u, montecarlo.linear_encoder(G_u),
+                                             montecarlo.linear_encoder(G_v), tau, sim, n_samples,
+                                             rng, bank_size=bank_size)
+    est = lam * ku.estimate + (1 - lam) * kv.estimate
+    se = float(np.hypot(lam * ku.standard_error, (1 - lam) * kv.standard_error))
+    return float(est), se

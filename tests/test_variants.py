@@ -1,0 +1,350 @@
+"""Tests of numerics/variants.py and proofs_checks/checks/variants.py (Propositions G2-G4)."""
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from scipy.special import logsumexp
+
+from numerics import InvalidInputError, gaussian, variants
+from numerics.models import default_models, random_gaussian_model
+from proofs_checks import strategies
+from proofs_checks.checks import variants as vchecks
+from proofs_checks.tolerances import closed_form_tolerance
+
+
+def _model(seed, n_u=3, n_v=2, n_e=1):
+    return random_gaussian_model(np.random.default_rng(seed), n_u, n_v, n_e=n_e, min_gap=0.2)
+
+
+def _encoders(rng, m, n_e=None, scale=0.8):
+    n_e = m.n_e if n_e is None else n_e
+    return scale * rng.standard_normal((n_e, m.n_u)), scale * rng.standard_normal((n_e, m.n_v))
+
+
+# --------------------------------------------------------------------------
+# closed forms
+# --------------------------------------------------------------------------
+@settings(max_examples=20, deadline=None)
+@given(m=strategies.gaussian_models(max_dim=3, max_condition=20.0))
+def test_l2_kl_terms_match_infonce_route(m):
+    """Forward L2 KL terms from the conditionals = I - E f + E log Z (Gaussian integrals)."""
+    rng = np.random.default_rng(1)
+    G_u, G_v = _encoders(rng, m)
+    tau = 0.7
+    kv, ku = variants.l2_kl_terms(G_u, G_v, tau, m.cov, m.n_u)
+    Ef, lzv, lzu = variants.l2_infonce_terms(G_u, G_v, tau, m.cov, m.n_u)
+    I = gaussian.mutual_information(m.cov, m.n_u)
+    scale = max(abs(kv), abs(ku), abs(Ef), abs(lzv), abs(lzu), 1.0)
+    tol = closed_form_tolerance(m.cov.shape[0], m.condition_number, scale)
+    assert abs(kv - (I - Ef + lzv)) <= tol
+    assert abs(ku - (I - Ef + lzu)) <= tol
+
+
+def test_bilinear_balanced_half_is_clip_plus_mi():
+    """Theorem 3.2: L_1/2 (forward) = L_clip + I, for every A."""
+    rng = np.random.default_rng(2)
+    for seed in range(4):
+        m = _model(seed)
+        A = rng.standard_normal((m.n_u, m.n_v))
+        lhs = variants.bilinear_balanced_loss(A, m.cov, m.n_u, 0.5)
+        rhs = gaussian.population_clip_loss(A, m.cov, m.n_u) + gaussian.mutual_information(m.cov, m.n_u)
+        assert abs(lhs - rhs) <= closed_form_tolerance(m.cov.shape[0], m.condition_number, abs(lhs))
+
+
+def test_l2_conditional_mean_by_importance_sampling():
+    """The tilt exp f(u, v) mu_v(dv) has the mean map of l2_conditionals (independent route:
+    self-normalised importance sampling from mu_v; tolerance 5 standard errors)."""
+    rng = np.random.default_rng(3)
+    m = _model(3, 2, 2, 1)
+    G_u, G_v = _encoders(rng, m, scale=0.6)
+    tau = 1.3
+    N_v, Sig_v, _, _ = variants.l2_conditionals(G_u, G_v, tau, m.cov, m.n_u)
+    u = np.array([0.7, -0.4])
+    C_vv = m.cov[m.n_u:, m.n_u:]
+    v = rng.multivariate_normal(np.zeros(m.n_v), C_vv, size=400_000)
+    logw = -0.5 * np.sum((u @ G_u.T - v @ G_v.T) ** 2, axis=1) / tau
+    w = np.exp(logw - logw.max())
+    w /= w.sum()
+    mean = w @ v
+    # delta-method standard error of a self-normalised estimate
+    se = np.sqrt(np.sum(w[:, None] ** 2 * (v - mean) ** 2, axis=0))
+    assert np.all(np.abs(mean - N_v @ u) <= 5 * se)
+    cov = (v - mean).T @ (w[:, None] * (v - mean))
+    assert np.linalg.norm(cov - Sig_v) < 0.02 * np.linalg.norm(Sig_v)  # ~20 SE of a 4e5 sample
+
+
+def test_reverse_kl_terms_by_averaging_pointwise_kl():
+    """E_x KL(nu(.|x) || mu(.|x)) equals the average of gaussian_kl over draws of x
+    (Monte Carlo, 5 standard errors)."""
+    rng = np.random.default_rng(4)
+    m = _model(4, 2, 3, 2)
+    A = rng.standard_normal((m.n_u, m.n_v))
+    kv, _ = variants.bilinear_kl_terms(A, m.cov, m.n_u, divergence="reverse")
+    N_v, Sig_v, _, _ = variants.bilinear_conditionals(A, m.cov, m.n_u)
+    M_v, S_v, _, _ = gaussian.true_conditionals(m.cov, m.n_u)
+    xs = rng.multivariate_normal(np.zeros(m.n_u), m.cov[: m.n_u, : m.n_u], size=4000)
+    vals = np.array([gaussian.gaussian_kl(N_v @ x, Sig_v, M_v @ x, S_v) for x in xs])
+    assert abs(vals.mean() - kv) <= 5 * vals.std(ddof=1) / np.sqrt(len(vals))
+
+
+def test_bilinear_balanced_loss_grad_matches_finite_differences():
+    rng = np.random.default_rng(5)
+    m = _model(5, 3, 3, 2)
+    for div, lam in (("forward", 0.0), ("forward", 0.7), ("reverse", 1.0), ("reverse", 0.3)):
+        A = rng.standard_normal((3, 3))
+        g = variants.bilinear_balanced_loss_grad(A, m.cov, m.n_u, lam, divergence=div)
+        D = rng.standard_normal((3, 3))
+        h = 1e-5
+        fd = (variants.bilinear_balanced_loss(A + h * D, m.cov, m.n_u, lam, divergence=div)
+              - variants.bilinear_balanced_loss(A - h * D, m.cov, m.n_u, lam, divergence=div)) / (2 * h)
+        # central difference: truncation O(h^2 |L'''|) + rounding O(eps |L| / h) ~ 1e-9
+        assert abs(fd - np.sum(g * D)) <= 1e-6 * max(1.0, abs(fd))
+
+
+def test_l2_infonce_grad_matches_finite_differences():
+    rng = np.random.default_rng(6)
+    m = _model(6, 3, 2, 2)
+    H_u, H_v = _encoders(rng, m)
+    vals, grads = variants.l2_infonce_terms_grad(H_u, H_v, m.cov, m.n_u)
+    for k in range(3):
+        for which in range(2):
+            D = rng.standard_normal((H_u, H_v)[which].shape)
+            h = 1e-5
+
+            def val(t, k=k, which=which, D=D):
+                pair = [H_u, H_v]
+                pair[which] = pair[which] + t * D
+                return variants.l2_infonce_terms(pair[0], pair[1], 1.0, m.cov, m.n_u)[k]
+
+            fd = (val(h) - val(-h)) / (2 * h)
+            assert abs(fd - np.sum(grads[k][which] * D)) <= 1e-6 * max(1.0, abs(fd))
+
+
+def test_g3_minimum_zero_at_full_rank_and_positive_below():
+    m = random_gaussian_model(np.random.default_rng(7), 3, 3, n_e=3)
+    assert variants.l2_one_sided_minimum(m.cov, m.n_u, 3) == 0.0
+    s = m.sigma
+    expected = -0.5 * np.log(1 - s[1] ** 2) - 0.5 * np.log(1 - s[2] ** 2)
+    assert variants.l2_one_sided_minimum(m.cov, m.n_u, 1) == pytest.approx(expected, rel=1e-12)
+
+
+def test_projected_regression_maps_full_rank_is_exact():
+    m = random_gaussian_model(np.random.default_rng(8), 2, 3, n_e=2)
+    PM_v, PM_u = variants.projected_regression_maps(m.cov, m.n_u, 2)
+    M_v, _, M_u, _ = gaussian.true_conditionals(m.cov, m.n_u)
+    tol = closed_form_tolerance(m.cov.shape[0], m.condition_number, 10.0)
+    assert np.linalg.norm(PM_v - M_v) <= tol and np.linalg.norm(PM_u - M_u) <= tol
+
+
+# --------------------------------------------------------------------------
+# finite-sample losses and Monte Carlo
+# --------------------------------------------------------------------------
+def test_empirical_balanced_infonce_values_and_grad():
+    rng = np.random.default_rng(9)
+    F = rng.standard_normal((7, 7))
+    N = 7
+    row = -np.mean(np.diag(F)) + np.mean(logsumexp(F, axis=1)) - np.log(N)
+    col = -np.mean(np.diag(F)) + np.mean(logsumexp(F, axis=0)) - np.log(N)
+    assert variants.empirical_balanced_infonce(F, 0.0) == pytest.approx(row, abs=1e-13)
+    assert variants.empirical_balanced_infonce(F, 1.0) == pytest.approx(col, abs=1e-13)
+    assert variants.empirical_balanced_infonce(F, 0.5) == pytest.approx(0.5 * (row + col), abs=1e-13)
+    G = variants.empirical_balanced_infonce_grad(F, 0.3)
+    D = rng.standard_normal(F.shape)
+    h = 1e-6
+    fd = (variants.empirical_balanced_infonce(F + h * D, 0.3)
+          - variants.empirical_balanced_infonce(F - h * D, 0.3)) / (2 * h)
+    assert abs(fd - np.sum(G * D)) <= 1e-8
+
+
+def test_monte_carlo_balanced_loss_agrees_with_bilinear_closed_form():
+    """MC estimate of L_lambda - I for bilinear encoders vs the closed form: 5 standard errors
+    plus the Jensen bias bound (e^{Var f} - 1) / batch of the nested log-mean-exp."""
+    rng = np.random.default_rng(10)
+    m = _model(10, 2, 2, 1)
+    G_u, G_v = _encoders(rng, m, scale=0.5)
+    lam = 0.3
+    A = G_u.T @ G_v
+    est, se = variants.monte_carlo_balanced_loss(G_u, G_v, 1.0, m.cov, m.n_u, lam,
+                                                 similarity="bilinear", n_samples=65536,
+                                                 batch=512, rng=rng)
+    exact = (variants.bilinear_balanced_loss(A, m.cov, m.n_u, lam)
+             - gaussian.mutual_information(m.cov, m.n_u))
+    C_uu, C_uv, C_vv = gaussian.split_covariance(m.cov, m.n_u)
+    var_f = np.trace(A @ C_vv @ A.T @ C_uu) + np.trace(A @ C_uv.T) ** 2
+    assert abs(est - exact) <= 5 * se + np.expm1(var_f) / 512
+
+
+def test_cosine_monte_carlo_runs_and_is_finite():
+    rng = np.random.default_rng(11)
+    m = _model(11, 3, 3, 2)
+    G_u, G_v = _encoders(rng, m)
+    est, se = variants.monte_carlo_balanced_loss(G_u, G_v, 0.5, m.cov, m.n_u, 0.5,
+                                                 similarity="cosine", n_samples=2048,
+                                                 batch=256, rng=rng)
+    assert np.isfinite(est) and 0 < se < 0.1
+
+
+@pytest.mark.parametrize("call", [
+    lambda m: variants.bilinear_kl_terms(np.zeros((m.n_u, m.n_v)), m.cov, m.n_u, divergence="both"),
+    lambda m: variants.bilinear_balanced_loss(np.zeros((m.n_u, m.n_v)), m.cov, m.n_u, 1.5),
+    lambda m: variants.bilinear_balanced_loss(np.zeros((m.n_v, m.n_u + 1)), m.cov, m.n_u, 0.5),
+    lambda m: variants.l2_kl_terms(np.zeros((1, m.n_u)), np.zeros((2, m.n_v)), 1.0, m.cov, m.n_u),
+    lambda m: variants.l2_kl_terms(np.zeros((1, m.n_u)), np.zeros((1, m.n_v)), 0.0, m.cov, m.n_u),
+    lambda m: variants.l2_conditionals(np.full((1, m.n_u), np.nan), np.zeros((1, m.n_v)), 1.0,
+                                       m.cov, m.n_u),
+    lambda m: variants.l2_one_sided_minimum(m.cov, m.n_u, 0),
+    lambda m: variants.empirical_balanced_infonce(np.zeros((3, 4)), 0.5),
+    lambda m: variants.balanced_loss(-1.0, 0.0, 0.5),
+    lambda m: variants.logits(np.zeros((4, m.n_u)), np.zeros((4, m.n_v)), np.zeros((1, m.n_u)),
+                              np.zeros((1, m.n_v)), 1.0, similarity="angular"),
+    lambda m: variants.monte_carlo_balanced_loss(np.ones((1, m.n_u)), np.ones((1, m.n_v)), 1.0,
+                                                 m.cov, m.n_u, 0.5, n_samples=10, batch=8),
+])
+def test_invalid_input_raises(call):
+    with pytest.raises(InvalidInputError):
+        call(_model(0))
+
+
+# --------------------------------------------------------------------------
+# the registered checks pass, and fail on perturbed formulas
+# --------------------------------------------------------------------------
+MODELS = default_models(0, 8)
+
+
+def _passes(cases):
+    return len(cases) > 0 and all(c.passed for c in cases)
+
+
+def test_g2_closed_form_passes_and_detects_perturbations():
+    rng = np.random.default_rng(12)
+    assert _passes(vchecks.check_g2_closed_form(MODELS, rng))
+
+    def shifted_means(A, cov, n_u):
+        N_v, S_v, N_u, S_u = variants.bilinear_conditionals(A, cov, n_u)
+        return 1.01 * N_v, S_v, N_u, S_u
+
+    def true_covariances(A, cov, n_u):
+        N_v, _, N_u, _ = variants.bilinear_conditionals(A, cov, n_u)
+        _, S_v, _, S_u = gaussian.true_conditionals(cov, n_u)
+        return N_v, S_v, N_u, S_u
+
+    assert not _passes(vchecks.check_g2_closed_form(MODELS, rng, conditionals=shifted_means))
+    assert not _passes(vchecks.check_g2_closed_form(MODELS, rng, conditionals=true_covariances))
+
+
+def test_g2_optimization_passes_and_detects_perturbation():
+    rng = np.random.default_rng(13)
+    assert _passes(vchecks.check_g2_optimization(MODELS, rng, max_models=5))
+
+    def scaled_loss(A, cov, n_u, lam, *, divergence):
+        return variants.bilinear_balanced_loss(0.9 * A, cov, n_u, lam, divergence=divergence)
+
+    def scaled_grad(A, cov, n_u, lam, *, divergence):
+        return 0.9 * variants.bilinear_balanced_loss_grad(0.9 * A, cov, n_u, lam, divergence=divergence)
+
+    assert not _passes(vchecks.check_g2_optimization(MODELS, rng, loss=scaled_loss,
+                                                     loss_grad=scaled_grad, max_models=5))
+
+
+def test_g3_closed_form_passes_and_detects_perturbations():
+    rng = np.random.default_rng(14)
+    assert _passes(vchecks.check_g3_closed_form(MODELS, rng))
+
+    def wrong_minimizer(cov, n_u, n_e, tau):
+        G_u, G_v = variants.l2_one_sided_minimizer(cov, n_u, n_e, tau)
+        return G_u, 1.05 * G_v
+
+    def wrong_minimum(cov, n_u, n_e):  # sum over i >= n_e instead of i > n_e
+        s = gaussian.canonical_correlations(cov, n_u)
+        return -0.5 * float(np.sum(np.log1p(-s[n_e - 1:] ** 2)))
+
+    assert not _passes(vchecks.check_g3_closed_form(MODELS, rng, minimizer=wrong_minimizer))
+    assert not _passes(vchecks.check_g3_closed_form(MODELS, rng, minimum=wrong_minimum))
+
+    def infonce_without_half(G_u, G_v, tau, cov, n_u):  # E log Z_v missing the 1/2 on logdet
+        Ef, lzv, lzu = variants.l2_infonce_terms(G_u, G_v, tau, cov, n_u)
+        X = G_v @ cov[n_u:, n_u:] @ G_v.T / tau
+        return Ef, lzv - 0.5 * np.linalg.slogdet(np.eye(len(X)) + X)[1], lzu
+
+    assert not _passes(vchecks.check_g3_closed_form(MODELS, rng, infonce_terms=infonce_without_half))
+
+
+def test_g3_optimization_passes_and_detects_perturbation():
+    rng = np.random.default_rng(15)
+    assert _passes(vchecks.check_g3_optimization(MODELS, rng, max_models=5))
+
+    def two_sided(cov, n_u, lam):  # optimises the wrong (two-sided) loss
+        return variants.l2_balanced_objective(cov, n_u, 0.5)
+
+    assert not _passes(vchecks.check_g3_optimization(MODELS, rng, objective=two_sided,
+                                                     max_models=5))
+
+
+def _fd_objective(value):
+    """Objective with central finite-difference gradients, for perturbed formulas."""
+    def objective(H_u, H_v):
+        x = np.concatenate([H_u.ravel(), H_v.ravel()])
+        nu = H_u.size
+
+        def f(y):
+            return value(y[:nu].reshape(H_u.shape), y[nu:].reshape(H_v.shape))
+
+        g = np.empty_like(x)
+        for i in range(x.size):
+            e = np.zeros_like(x)
+            e[i] = 1e-6
+            g[i] = (f(x + e) - f(x - e)) / 2e-6
+        return f(x), (g[:nu].reshape(H_u.shape), g[nu:].reshape(H_v.shape))
+    return objective
+
+
+def test_g4_passes_and_fails_when_model_covariances_are_free():
+    rng = np.random.default_rng(16)
+    assert _passes(vchecks.check_g4_optimization(MODELS, rng, max_models=4))
+
+    # Perturbed formula: an L2 model whose conditional covariances equal the data's.
+    # Then both conditionals can be matched (the block-inverse identity
+    # S_v^{-1} C_vu C_uu^{-1} = C_vv^{-1} C_vu S_u^{-1}), the minimum is 0 and G4 must fail.
+    def objective(cov, n_u, lam):
+        def value(H_u, H_v):
+            # mean maps S H^T H as if the covariance were the data's
+            M_v, S_v, M_u, S_u = gaussian.true_conditionals(cov, n_u)
+            C_uu, _, C_vv = gaussian.split_covariance(cov, n_u)
+            D_v = S_v @ H_v.T @ H_u - M_v
+            D_u = S_u @ H_u.T @ H_v - M_u
+            return 0.25 * (np.trace(D_v.T @ np.linalg.solve(S_v, D_v) @ C_uu)
+                           + np.trace(D_u.T @ np.linalg.solve(S_u, D_u) @ C_vv))
+        return _fd_objective(value)
+
+    def free_cov_kl_consistent(G_u, G_v, tau, cov, n_u):
+        M_v, S_v, M_u, S_u = gaussian.true_conditionals(cov, n_u)
+        C_uu, _, C_vv = gaussian.split_covariance(cov, n_u)
+        D_v = S_v @ G_v.T @ G_u / tau - M_v
+        D_u = S_u @ G_u.T @ G_v / tau - M_u
+        return (0.5 * np.trace(D_v.T @ np.linalg.solve(S_v, D_v) @ C_uu),
+                0.5 * np.trace(D_u.T @ np.linalg.solve(S_u, D_u) @ C_vv))
+
+    assert not _passes(vchecks.check_g4_optimization(MODELS, rng, objective=objective,
+                                                     kl_terms=free_cov_kl_consistent,
+                                                     max_models=2))
+
+
+def test_monte_carlo_balanced_kl_agrees_with_l2_closed_form():
+    """The KL-form Monte Carlo (numerics.montecarlo) vs the L2 closed form: 5 standard errors."""
+    rng = np.random.default_rng(17)
+    m = _model(17, 2, 2, 1)
+    G_u, G_v = _encoders(rng, m, scale=0.7)
+    est, se = variants.monte_carlo_balanced_kl(G_u, G_v, 0.8, m.cov, m.n_u, 0.25,
+                                               similarity="l2", n_samples=4000, bank_size=1000,
+                                               rng=rng)
+    exact = variants.l2_balanced_loss(G_u, G_v, 0.8, m.cov, m.n_u, 0.25)
+    assert abs(est - exact) <= 5 * se
+
+
+def test_monte_carlo_balanced_kl_cosine_is_nonnegative_within_error():
+    rng = np.random.default_rng(18)
+    m = _model(18, 3, 3, 2)
+    G_u, G_v = _encoders(rng, m)
+    est, se = variants.monte_carlo_balanced_kl(G_u, G_v, 0.5, m.cov, m.n_u, 0.5,
+                                               similarity="cosine", n_samples=2000, bank_size=500,
+                                               rng=rng)
+    assert est >= -5 * se and se < 0.05
