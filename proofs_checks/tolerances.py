@@ -46,9 +46,10 @@ def closed_form_tolerance(dim: int, condition_number: float, scale: float = 1.0,
 def optimum_value_tolerance(dim: int, condition_number: float, scale: float = 1.0) -> float:
     r"""Tolerance between the optimised minimum value and a predicted minimum.
 
-    L-BFGS is run with ``ftol=1e-16`` and ``gtol=1e-11``: it stops when the
-    decrease reaches the rounding floor of the loss evaluation, so the value
-    error is that floor, the closed-form tolerance.  A second-order term
+    BFGS is run with ``gtol=1e-11``: it stops when the decrease reaches the
+    rounding floor of the loss evaluation (a line search that can no longer
+    decrease the loss), so the value error is that floor, the closed-form
+    tolerance.  A second-order term
     :math:`\|g\|^2 / (2\mu)` with :math:`\|g\| \le 10^{-11}` is negligible
     against it for curvatures :math:`\mu > 10^{-8}`.  With finite-difference
     gradients the stationarity is only reached to

@@ -1,4 +1,4 @@
-r"""Optimisation checks: minimisers found by L-BFGS over the encoder factors,
+r"""Optimisation checks: minimisers found by BFGS over the encoder factors,
 with no SVD formula, held against Theorem 2.8 and Proposition G1 (MATH.md §3, §4.1).
 
 Minimisers are compared through the invariant :math:`A = G_u^T G_v` in
@@ -30,7 +30,7 @@ def whitened(A, model):
 
 def _fit(loss, grad, model, rng, starts):
     with warnings.catch_warnings():
-        # The line search of L-BFGS-B often ends "ABNORMAL" once the decrease
+        # The line search often ends with "precision loss" once the decrease
         # is below rounding; the value and minimiser are judged by the check.
         warnings.simplefilter("ignore", RuntimeWarning)
         return minimize_over_factors(loss, model.n_u, model.n_v, model.n_e,
@@ -133,7 +133,7 @@ def check_theorem_2_8_optimization(models, rng, *, clip_loss=gaussian.population
 
 
 register("g1-optimization", statement="Proposition G1", method="optimization",
-         description="L-BFGS over (G_u, G_v) reaches -1/2 sum sigma_i^2 and A* (invariant B, angles)",
+         description="BFGS over (G_u, G_v) reaches -1/2 sum sigma_i^2 and A* (invariant B, angles)",
          cost=3.0)(lambda models, rng: check_g1_optimization(models, rng))
 register("thm2.8-optimization", statement="Theorem 2.8", method="optimization",
          description="minimisers of L_cond and L_clip coincide; minima differ by (h_u + h_v)/2",
