@@ -73,6 +73,16 @@ def finite_difference_grad(loss: Callable[[np.ndarray], float], A: np.ndarray) -
     return g
 
 
+def _balanced(x, n_u, n_v, n_e):
+    r"""Factors of the same :math:`A = G_u^T G_v` with equal singular values,
+    :math:`G_u = (U_{n_e} S^{1/2})^T`, :math:`G_v = S^{1/2} V_{n_e}^T`."""
+    nu = n_e * n_u
+    A = x[:nu].reshape(n_e, n_u).T @ x[nu:].reshape(n_e, n_v)
+    U, s, Vt = np.linalg.svd(A, full_matrices=False)
+    r = np.sqrt(s[:n_e])
+    return np.concatenate([(U[:, :n_e] * r).T.ravel(), (r[:, None] * Vt[:n_e]).ravel()])
+
+
 def minimize_over_factors(
     loss: Callable[[np.ndarray], float],
     n_u: int,
@@ -85,6 +95,7 @@ def minimize_over_factors(
     init_scale: float = 0.5,
     gtol: float = 1e-11,
     maxiter: int = 20000,
+    restarts: int = 2,
 ) -> FactorFit:
     r"""Minimise ``loss(G_u^T G_v)`` over factors :math:`G_u \in R^{n_e \times n_u}`,
     :math:`G_v \in R^{n_e \times n_v}` by BFGS from several random starts.
@@ -113,6 +124,9 @@ def minimize_over_factors(
         Standard deviation of the Gaussian initial factors.
     gtol : float
         Stopping tolerance on the gradient norm (BFGS ``gtol``).
+    restarts : int
+        BFGS restarts from the end point of a start that stopped without
+        meeting ``gtol`` (a failed line search).
 
     Returns
     -------
@@ -143,6 +157,16 @@ def minimize_over_factors(
     for _ in range(starts):
         x0 = init_scale * rng.standard_normal(n_e * (n_u + n_v))
         res = minimize(fun, x0, jac=True, method="BFGS", options={"gtol": gtol, "maxiter": maxiter})
+        for _ in range(restarts):
+            # BFGS stops with "precision loss" when its line search fails.  The
+            # usual cause is drift along the invariance (G_u, G_v) -> (M G_u, M^-T G_v),
+            # which leaves A unchanged but makes the factors unbalanced and the
+            # problem ill-conditioned.  Restart from the balanced factorisation of
+            # the same A (same loss value), with a fresh inverse-Hessian estimate.
+            if res.success:
+                break
+            res = minimize(fun, _balanced(res.x, n_u, n_v, n_e), jac=True, method="BFGS",
+                           options={"gtol": gtol, "maxiter": maxiter})
         values.append(float(res.fun))
         messages.append(str(res.message))
         if best is None or res.fun < best.fun:
