@@ -12,6 +12,8 @@ import numpy as np
 
 __all__ = [
     "InvalidInputError",
+    "fail",
+    "as_float_array",
     "as_covariance",
     "as_dimension",
     "as_latent_dim",

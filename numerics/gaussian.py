@@ -54,6 +54,14 @@ def _validated(cov, n_u):
     return cov, n_u
 
 
+def _finite(result, A):
+    """Results of valid input are finite unless ``A`` is so large that they overflow."""
+    parts = result if isinstance(result, tuple) else (result,)
+    if not all(np.all(np.isfinite(p)) for p in parts):
+        raise fail("A", A, "entries small enough that the result is finite in float64")
+    return result
+
+
 def _blocks(cov, n_u):
     return cov[:n_u, :n_u], cov[:n_u, n_u:], cov[n_u:, n_u:]
 
@@ -203,7 +211,9 @@ def bilinear_model_conditionals(A, cov, n_u):
     cov, n_u = _validated(cov, n_u)
     C_uu, _, C_vv = _blocks(cov, n_u)
     A = as_bilinear(A, n_u, cov.shape[0] - n_u)
-    return C_vv @ A.T, C_vv.copy(), C_uu @ A, C_uu.copy()
+    with np.errstate(over="ignore", invalid="ignore"):  # overflow is reported by _finite
+        result = (C_vv @ A.T, C_vv.copy(), C_uu @ A, C_uu.copy())
+    return _finite(result, A)
 
 
 # --------------------------------------------------------------------------
@@ -222,13 +232,17 @@ def population_clip_loss(A, cov, n_u):
               = \tfrac12\|B - K\|_F^2 - \tfrac12\|K\|_F^2,
               \quad B = C_{uu}^{1/2} A C_{vv}^{1/2}.
 
-    The first term is the alignment term :math:`-E f`; each log-partition term
-    equals :math:`\tfrac14 \operatorname{tr}(A C_{vv} A^T C_{uu})` because
-    :math:`\log E \exp` of a Gaussian linear form is half its variance.
+    The first term is the alignment term :math:`-E f`; each expected
+    log-partition :math:`E_{\mu_u}\log Z_v(u)` and :math:`E_{\mu_v}\log Z_u(v)`
+    equals :math:`\tfrac12 \operatorname{tr}(A C_{vv} A^T C_{uu})` because
+    :math:`\log E \exp` of a Gaussian linear form is half its variance; with
+    their weights :math:`\tfrac12` they add up to the quadratic term.
     """
     cov, n_u = _validated(cov, n_u)
     A = as_bilinear(A, n_u, cov.shape[0] - n_u)
-    return _population_clip_loss(A, cov, n_u)
+    with np.errstate(over="ignore", invalid="ignore"):  # overflow is reported by _finite
+        result = _population_clip_loss(A, cov, n_u)
+    return _finite(result, A)
 
 
 def population_clip_loss_grad(A, cov, n_u):
@@ -236,7 +250,9 @@ def population_clip_loss_grad(A, cov, n_u):
     cov, n_u = _validated(cov, n_u)
     A = as_bilinear(A, n_u, cov.shape[0] - n_u)
     C_uu, C_uv, C_vv = _blocks(cov, n_u)
-    return -C_uv + C_uu @ A @ C_vv
+    with np.errstate(over="ignore", invalid="ignore"):  # overflow is reported by _finite
+        result = -C_uv + C_uu @ A @ C_vv
+    return _finite(result, A)
 
 
 def _expected_gaussian_kl(M_true, S_true, M_model, S_model, C_cond):
@@ -272,7 +288,9 @@ def expected_kl_terms(A, cov, n_u):
     """
     cov, n_u = _validated(cov, n_u)
     A = as_bilinear(A, n_u, cov.shape[0] - n_u)
-    return _expected_kl_terms(A, cov, n_u)
+    with np.errstate(over="ignore", invalid="ignore"):  # overflow is reported by _finite
+        result = _expected_kl_terms(A, cov, n_u)
+    return _finite(result, A)
 
 
 def _expected_model_nll(M_model, S_model, C_cond, C_target, C_cross):
@@ -297,7 +315,9 @@ def conditional_loss(A, cov, n_u):
     """
     cov, n_u = _validated(cov, n_u)
     A = as_bilinear(A, n_u, cov.shape[0] - n_u)
-    return _conditional_loss(A, cov, n_u)
+    with np.errstate(over="ignore", invalid="ignore"):  # overflow is reported by _finite
+        result = _conditional_loss(A, cov, n_u)
+    return _finite(result, A)
 
 
 def _conditional_loss(A, cov, n_u):

@@ -179,7 +179,10 @@ def gaussian_models(*, min_dim: int = 1, max_dim: int = 4, max_condition: float 
     """
     min_dim = _check_int("min_dim", min_dim, 1)
     max_dim = _check_int("max_dim", max_dim, min_dim)
-    _check_float("min_gap", min_gap, 0.0, max_correlation)
+    max_condition = _check_float("max_condition", max_condition, 1.0, 1e12)
+    max_correlation = _check_float("max_correlation", max_correlation, 0.0, 1.0,
+                                   lo_open=True, hi_open=True)
+    min_gap = _check_float("min_gap", min_gap, 0.0, max_correlation)
 
     @st.composite
     def build(draw):
@@ -211,9 +214,17 @@ def embeddings(n: int, n_e: int, *, max_value: float = 10.0, dtype=np.float64):
     n = _check_int("n", n, 1)
     n_e = _check_int("n_e", n_e, 1)
     max_value = _check_float("max_value", max_value, 0.0, 1e6, lo_open=True)
-    if np.dtype(dtype) not in (np.float32, np.float64):
+    try:
+        dtype = np.dtype(dtype)
+    except TypeError:
+        raise fail("dtype", dtype, "numpy.float32 or numpy.float64") from None
+    if dtype not in (np.float32, np.float64):
         raise fail("dtype", dtype, "numpy.float32 or numpy.float64")
-    width = 32 if np.dtype(dtype) == np.float32 else 64
+    width = 32 if dtype == np.float32 else 64
+    if width == 32:
+        # Hypothesis needs float32 bounds to be exactly representable
+        max_value = float(np.nextafter(np.float32(max_value), np.float32(0))
+                          if float(np.float32(max_value)) > max_value else np.float32(max_value))
     return st.lists(st.floats(-max_value, max_value, allow_nan=False, allow_infinity=False,
                               width=width), min_size=n * n_e, max_size=n * n_e).map(
         lambda xs: np.array(xs, dtype=dtype).reshape(n, n_e))

@@ -16,6 +16,7 @@ __all__ = [
     "optimum_value_tolerance",
     "minimiser_tolerance",
     "monte_carlo_tolerance",
+    "kernel_tolerance",
 ]
 
 EPS64 = float(np.finfo(np.float64).eps)
@@ -94,3 +95,16 @@ def monte_carlo_tolerance(standard_error: float, k: float = 5.0) -> float:
     are seeded, so a given run is deterministic anyway.
     """
     return k * float(standard_error)
+
+
+def kernel_tolerance(dtype, scale: float) -> float:
+    r"""Absolute tolerance on the streaming loss :math:`L_N` (``numerics.kernels``).
+
+    .. math:: \text{tol} = 64\, \epsilon\, \text{scale}
+
+    where ``scale`` bounds :math:`\max(|\mathrm{LSE}|, |F_{ii}|)`: the loss is
+    a difference of sums of such terms, each carrying a relative rounding
+    error of a few :math:`\epsilon`; 64 is the kernel's documented factor
+    (``numerics.kernels._ERROR_FACTOR``), measured against mpmath.
+    """
+    return 64.0 * float(np.finfo(dtype).eps) * max(float(scale), 1.0)

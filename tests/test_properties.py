@@ -39,7 +39,7 @@ def test_minimisers_coincide_and_match_lowrank(model, seed):
 @SETTINGS
 @given(data=st.data())
 def test_clip_loss_bounded_below_by_minus_mi(data):
-    # Theorem 3.2 consequence: L_clip >= -I, with equality at the full-rank A*
+    # Theorem 3.2 consequence: L_clip >= -I; bilinear logits never attain it (see below)
     n_u, n_v = data.draw(st.integers(1, 4)), data.draw(st.integers(1, 4))
     cov = data.draw(joint_covariances(n_u, n_v, max_correlation=0.9))
     A = data.draw(bilinear_matrices(n_u, n_v, max_value=3.0))

@@ -44,10 +44,11 @@ def test_gaussian_models_are_valid(model):
 
 
 @settings(max_examples=10, deadline=None)
-@given(bilinear_matrices(2, 3), embeddings(4, 2, dtype=np.float32))
+@given(bilinear_matrices(2, 3), embeddings(4, 2, dtype=np.float32, max_value=0.1))
 def test_array_strategies_shapes(A, z):
     assert A.shape == (2, 3) and np.all(np.isfinite(A))
     assert z.shape == (4, 2) and z.dtype == np.float32
+    assert np.all(np.abs(z) <= 0.1)
 
 
 @pytest.mark.parametrize("call, arg", [
@@ -61,6 +62,10 @@ def test_array_strategies_shapes(A, z):
     (lambda: gaussian_models(min_dim=3, max_dim=2), "max_dim"),
     (lambda: bilinear_matrices(2, 2, max_value=-1), "max_value"),
     (lambda: embeddings(3, 2, dtype=np.int64), "dtype"),
+    (lambda: embeddings(3, 2, dtype="foo"), "dtype"),
+    (lambda: gaussian_models(max_correlation=2.0), "max_correlation"),
+    (lambda: gaussian_models(max_condition=0), "max_condition"),
+    (lambda: gaussian_models(max_correlation="x"), "max_correlation"),
 ])
 def test_invalid_arguments_fail_eagerly(call, arg):
     with pytest.raises(InvalidInputError, match=arg):
