@@ -77,6 +77,20 @@ def test_fuzz_bilinear_functions(fn, A, cov, n_u):
     _call(fn, A, cov, n_u)
 
 
+@pytest.mark.parametrize("fn", A_FUNCS, ids=lambda f: f.__name__)
+@FUZZ
+@given(data=st.data())
+def test_fuzz_bilinear_functions_on_valid_models(fn, data):
+    # a valid covariance and an A of the right shape with arbitrary finite
+    # entries (up to 1e308): overflow must become InvalidInputError, not NaN
+    from proofs_checks.strategies import joint_covariances
+
+    n_u, n_v = data.draw(st.integers(1, 3)), data.draw(st.integers(1, 3))
+    cov = data.draw(joint_covariances(n_u, n_v))
+    A = data.draw(hnp.arrays(np.float64, (n_u, n_v), elements=st.floats(allow_nan=False, allow_infinity=False)))
+    _call(fn, A, cov, n_u)
+
+
 @pytest.mark.parametrize("fn", [gaussian.lowrank_minimizer, gaussian.lowrank_minimum],
                          ids=lambda f: f.__name__)
 @FUZZ
@@ -144,6 +158,21 @@ def embedding_pairs(draw):
 @given(pair=embedding_pairs(), tau=temperatures, similarity=similarities)
 def test_fuzz_kernels(fn, pair, tau, similarity):
     za, zb = pair
+    _call(fn, za, zb, tau, similarity)
+
+
+@pytest.mark.parametrize("fn", [kernels.clip_loss, kernels.clip_loss_and_grad],
+                         ids=lambda f: f.__name__)
+@FUZZ
+@given(data=st.data(), similarity=st.sampled_from(["dot", "l2", "cosine"]),
+       dtype=st.sampled_from([np.float32, np.float64]))
+def test_fuzz_kernels_extreme_values(fn, data, similarity, dtype):
+    # valid shapes, any finite magnitude, tiny or huge temperatures
+    n, e = data.draw(st.integers(1, 6)), data.draw(st.integers(1, 3))
+    elems = st.floats(allow_nan=False, allow_infinity=False, width=32 if dtype == np.float32 else 64)
+    za = data.draw(hnp.arrays(dtype, (n, e), elements=elems))
+    zb = data.draw(hnp.arrays(dtype, (n, e), elements=elems))
+    tau = data.draw(st.floats(1e-300, 1e300))
     _call(fn, za, zb, tau, similarity)
 
 
