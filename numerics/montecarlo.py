@@ -23,7 +23,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from numbers import Integral
-from typing import Callable
 
 import numpy as np
 from scipy.special import logsumexp
@@ -82,11 +81,31 @@ def _as_rng(rng):
     return rng
 
 
-def _encode(encode, x, name):
-    z = as_float_array(name, encode(x), ndim=2).astype(np.float64, copy=False)
-    if z.shape[0] != x.shape[0]:
-        raise fail(name, z, f"{x.shape[0]} embeddings (one per input row)")
-    return z
+def _encode(encode, x, name, width=None):
+    """Embeddings ``encode(x)``, checked to be (n, n_e) with one row per input row
+    and, when ``width`` is given, the embedding width of the other encoder."""
+    z = np.asarray(encode(x))
+    if z.ndim != 2 or z.shape[0] != x.shape[0] or z.shape[1] < 1 \
+            or (width is not None and z.shape[1] != width):
+        cols = "n_e" if width is None else str(width)
+        raise fail(name, z, f"an encoder returning an array of shape ({x.shape[0]}, {cols}) "
+                            "(one embedding per input row, the same width for both encoders)")
+    return as_float_array(name, z, ndim=2).astype(np.float64, copy=False)
+
+
+def _sample(sample, rng, n):
+    """Draw ``sample(rng, n) -> (u, v)``, checked to be two 2-D arrays of ``n`` rows."""
+    out = sample(rng, n)
+    if not isinstance(out, tuple) or len(out) != 2:
+        raise fail("sample", out, f"a callable returning a pair (u, v) of ({n}, dim) arrays")
+    arrays = []
+    for part, x in zip("uv", out):
+        x = np.asarray(x)
+        if x.ndim != 2 or x.shape[0] != n or x.shape[1] < 1:
+            raise fail("sample", x, f"a callable returning {part} as a ({n}, n_{part}) array "
+                                    f"(got shape {x.shape})")
+        arrays.append(as_float_array("sample", x, ndim=2).astype(np.float64, copy=False))
+    return tuple(arrays)
 
 
 # --------------------------------------------------------------------------
@@ -112,6 +131,9 @@ def linear_encoder(G):
 
 
 def _logits(za, zb, tau, similarity):
+    # Rectangular (n, m) blocks, so not numerics.kernels.clip_logits (square,
+    # direct L2); the same zero-norm convention: callers reject zero cosine
+    # embeddings with _check_norms first.
     if similarity == "dot":
         S = za @ zb.T
     elif similarity == "cosine":
@@ -233,10 +255,11 @@ def population_clip_loss_mc(sample, encode_u, encode_v, tau, similarity, n_sampl
                                                   n_samples, rng, bank_size)
     if not callable(sample):
         raise fail("sample", sample, "a callable sample(rng, n) -> (u, v)")
-    u, v = sample(rng, n)
-    ub, vb = sample(rng, M)
-    za, zb = _encode(encode_u, u, "encode_u"), _encode(encode_v, v, "encode_v")
-    zab, zbb = _encode(encode_u, ub, "encode_u"), _encode(encode_v, vb, "encode_v")
+    u, v = _sample(sample, rng, n)
+    ub, vb = _sample(sample, rng, M)
+    za = _encode(encode_u, u, "encode_u")
+    zb = _encode(encode_v, v, "encode_v", za.shape[1])
+    zab, zbb = _encode(encode_u, ub, "encode_u", za.shape[1]), _encode(encode_v, vb, "encode_v", za.shape[1])
     _check_norms(similarity, za, zb)
     _check_norms(similarity, zab, zbb)
     f = _paired_logits(za, zb, tau, similarity)
@@ -267,8 +290,8 @@ def _one_kl(rng, n, M, x_chol, x_dim, M_map, S_cond, target_chol, target_logdet,
     y = x @ M_map.T + rng.standard_normal((n, S_cond.shape[0])) @ Ls.T
     bank = rng.standard_normal((M, target_chol.shape[0])) @ target_chol.T
     zx = _encode(enc_x[0], x, enc_x[1])
-    zy = _encode(enc_y[0], y, enc_y[1])
-    zbank = _encode(enc_y[0], bank, enc_y[1])
+    zy = _encode(enc_y[0], y, enc_y[1], zx.shape[1])
+    zbank = _encode(enc_y[0], bank, enc_y[1], zx.shape[1])
     _check_norms(similarity, zx, zy)
     _check_norms(similarity, zbank)
     if x_first:
@@ -353,11 +376,16 @@ def expected_batch_loss_mc(sample, encode_u, encode_v, tau, similarity, batch_si
     tau, similarity, _, rng, _ = _validate_common(encode_u, encode_v, tau, similarity, 2, rng, 2)
     N = _as_count(batch_size, "batch_size", 1)
     R = _as_count(n_batches, "n_batches", 2)
-    u, v = sample(rng, N * R)
-    za, zb = _encode(encode_u, u, "encode_u"), _encode(encode_v, v, "encode_v")
+    u, v = _sample(sample, rng, N * R)
+    za = _encode(encode_u, u, "encode_u")
+    zb = _encode(encode_v, v, "encode_v", za.shape[1])
     _check_norms(similarity, za, zb)
     values = np.empty(R)
     if N <= 256:
+        # The formula of numerics.kernels.clip_loss_from_logits, applied to a
+        # stack of batches at once: that function takes one matrix and costs
+        # ~170 us per call in validation and dispatch, which for thousands of
+        # small batches (N = 4 .. 64) would dominate the run time.
         step = max(1, 2**22 // (N * N))
         for s in range(0, R, step):
             k = min(R, s + step) - s

@@ -34,14 +34,15 @@ from scipy.special import logsumexp
 from ._validation import (
     as_bilinear,
     as_choice,
-    as_covariance,
-    as_dimension,
     as_float_array,
     as_lambda,
     as_latent_dim,
     as_temperature,
     fail,
 )
+from . import gaussian, montecarlo
+from .kernels import clip_logits
+from .montecarlo import _as_count, _as_rng
 from .gaussian import (
     _blocks,
     _expected_gaussian_kl,
@@ -87,8 +88,38 @@ SIMILARITIES = ("bilinear", "l2", "cosine")
 # validation helpers
 # --------------------------------------------------------------------------
 def _validated(cov, n_u):
-    cov = as_covariance(cov)
-    return cov, as_dimension(n_u, cov.shape[0])
+    # The same front door as numerics.gaussian: conditioning is checked too.
+    return gaussian._validated(cov, n_u)
+
+
+#: Largest accepted :math:`\|G C G^T\|_2/\tau` of an L2 encoder: beyond it the
+#: Woodbury covariance :math:`C - CG^T(\tau I + GCG^T)^{-1}GC` of the tilt is a
+#: difference of terms :math:`10^{12}` times larger than the result, which keeps
+#: fewer than about 3 digits (:math:`10^{12}\epsilon \approx 2\times10^{-4}`) and
+#: can stop being positive definite.
+TILT_LIMIT = 1e12
+
+
+def _check_tilt(G_u, G_v, tau, cov, n_u):
+    """Reject L2 encoders whose tilt |G|^2/tau is too strong for float64 (TILT_LIMIT)."""
+    C_uu, _, C_vv = _blocks(cov, n_u)
+    for name, G, C in (("G_u", G_u, C_uu), ("G_v", G_v, C_vv)):
+        with np.errstate(over="ignore", invalid="ignore"):
+            g = float(np.linalg.norm(G @ C @ G.T, 2)) if np.all(np.isfinite(G @ C @ G.T)) else np.inf
+        if not g / tau <= TILT_LIMIT:
+            if g <= TILT_LIMIT:  # the encoder alone is fine: the temperature is too small
+                raise fail("tau", tau, f"a temperature >= |{name} C {name}^T| / {TILT_LIMIT:g} = "
+                                       f"{g / TILT_LIMIT:.3g} (float64 Woodbury tilt)")
+            raise fail(name, G, f"an encoder with |{name} C {name}^T| / tau <= {TILT_LIMIT:g} "
+                                f"(got {g / tau:.3g}; the L2 tilt would lose positive definiteness)")
+
+
+def _finite_terms(terms, names):
+    """Return float terms, raising InvalidInputError naming the culprit if one is not finite."""
+    terms = tuple(float(t) for t in terms)
+    if not all(np.isfinite(terms)):
+        raise fail(names, terms, "finite expected divergences (the inputs overflow float64)")
+    return terms
 
 
 def _as_encoder(G, n, name, n_e=None):
@@ -117,14 +148,7 @@ def bilinear_conditionals(A, cov, n_u):
     Returns ``(N_v, Sigma_v, N_u, Sigma_u)``: the mean maps and covariances.
     The covariances do not depend on ``A``: the bilinear tilt moves means only.
     """
-    cov, n_u = _validated(cov, n_u)
-    A = as_bilinear(A, n_u, cov.shape[0] - n_u)
-    return _bilinear_conditionals(A, cov, n_u)
-
-
-def _bilinear_conditionals(A, cov, n_u):
-    C_uu, _, C_vv = _blocks(cov, n_u)
-    return C_vv @ A.T, C_vv.copy(), C_uu @ A, C_uu.copy()
+    return gaussian.bilinear_model_conditionals(A, cov, n_u)
 
 
 def l2_conditionals(G_u, G_v, tau, cov, n_u):
@@ -139,6 +163,7 @@ def l2_conditionals(G_u, G_v, tau, cov, n_u):
     """
     cov, n_u = _validated(cov, n_u)
     G_u, G_v, tau = _encoders(G_u, G_v, tau, n_u, cov.shape[0] - n_u)
+    _check_tilt(G_u, G_v, tau, cov, n_u)
     return _l2_conditionals(G_u, G_v, tau, cov, n_u)
 
 
@@ -210,7 +235,11 @@ def bilinear_kl_terms(A, cov, n_u, *, divergence="forward"):
     cov, n_u = _validated(cov, n_u)
     A = as_bilinear(A, n_u, cov.shape[0] - n_u)
     divergence = as_choice(divergence, DIVERGENCES, "divergence")
-    return _kl_terms(_bilinear_conditionals(A, cov, n_u), cov, n_u, divergence)
+    if divergence == "forward":
+        terms = gaussian._expected_kl_terms(A, cov, n_u)
+    else:
+        terms = _kl_terms(gaussian.bilinear_model_conditionals(A, cov, n_u), cov, n_u, divergence)
+    return _finite_terms(terms, "A")
 
 
 def l2_kl_terms(G_u, G_v, tau, cov, n_u, *, divergence="forward"):
@@ -222,16 +251,30 @@ def l2_kl_terms(G_u, G_v, tau, cov, n_u, *, divergence="forward"):
     cov, n_u = _validated(cov, n_u)
     G_u, G_v, tau = _encoders(G_u, G_v, tau, n_u, cov.shape[0] - n_u)
     divergence = as_choice(divergence, DIVERGENCES, "divergence")
-    return _kl_terms(_l2_conditionals(G_u, G_v, tau, cov, n_u), cov, n_u, divergence)
+    _check_tilt(G_u, G_v, tau, cov, n_u)
+    try:
+        terms = _kl_terms(_l2_conditionals(G_u, G_v, tau, cov, n_u), cov, n_u, divergence)
+    except np.linalg.LinAlgError:
+        raise fail("G_u, G_v, tau", (G_u, G_v, tau),
+                   "encoders and temperature whose tilted covariances stay positive definite") from None
+    return _finite_terms(terms, "G_u, G_v, tau")
+
+
+def _as_divergence(name, x):
+    arr = np.asarray(x) if not isinstance(x, str) else None
+    if arr is None or arr.ndim != 0 or arr.dtype.kind not in "iuf":
+        raise fail(name, x, "a real scalar expected divergence")
+    value = float(arr)
+    if not np.isfinite(value) or value < 0:
+        raise fail(name, x, "a finite expected divergence >= 0")
+    return value
 
 
 def balanced_loss(kl_v, kl_u, lam):
     r""":math:`L_\lambda = \lambda\,\text{kl}_u + (1 - \lambda)\,\text{kl}_v` (MATH.md §3)."""
+    kl_v, kl_u = _as_divergence("kl_v", kl_v), _as_divergence("kl_u", kl_u)
     lam = as_lambda(lam)
-    for name, x in (("kl_v", kl_v), ("kl_u", kl_u)):
-        if not np.isfinite(x) or x < 0:
-            raise fail(name, x, "a finite expected divergence >= 0")
-    return lam * float(kl_u) + (1.0 - lam) * float(kl_v)
+    return lam * kl_u + (1.0 - lam) * kl_v
 
 
 def bilinear_balanced_loss(A, cov, n_u, lam, *, divergence="forward"):
@@ -312,7 +355,9 @@ def l2_infonce_terms(G_u, G_v, tau, cov, n_u):
     """
     cov, n_u = _validated(cov, n_u)
     G_u, G_v, tau = _encoders(G_u, G_v, tau, n_u, cov.shape[0] - n_u)
-    return _l2_infonce(G_u / np.sqrt(tau), G_v / np.sqrt(tau), cov, n_u, grad=False)
+    _check_tilt(G_u, G_v, tau, cov, n_u)
+    return _finite_terms(_l2_infonce(G_u / np.sqrt(tau), G_v / np.sqrt(tau), cov, n_u, grad=False),
+                         "G_u, G_v, tau")
 
 
 def l2_infonce_terms_grad(H_u, H_v, cov, n_u):
@@ -324,6 +369,7 @@ def l2_infonce_terms_grad(H_u, H_v, cov, n_u):
     """
     cov, n_u = _validated(cov, n_u)
     H_u, H_v, _ = _encoders(H_u, H_v, 1.0, n_u, cov.shape[0] - n_u)
+    _check_tilt(H_u, H_v, 1.0, cov, n_u)
     return _l2_infonce(H_u, H_v, cov, n_u, grad=True)
 
 
@@ -435,10 +481,21 @@ def minimize_encoders(objective, n_u, n_v, n_e, *, starts=4, rng=None, init=None
     Dense BFGS rather than L-BFGS-B: the problems have at most a few dozen
     variables, and the per-iteration overhead of L-BFGS-B dominates there.
     """
+    if not callable(objective):
+        raise fail("objective", objective, "a callable objective(G_u, G_v) -> (value, (dG_u, dG_v))")
+    n_u, n_v = _as_count(n_u, "n_u", 1), _as_count(n_v, "n_v", 1)
     n_e = as_latent_dim(n_e, n_u, n_v)
-    if isinstance(starts, bool) or not isinstance(starts, (int, np.integer)) or starts < 1:
-        raise fail("starts", starts, "an integer >= 1")
-    rng = np.random.default_rng(0) if rng is None else rng
+    starts = _as_count(starts, "starts", 1)
+    maxiter = _as_count(maxiter, "maxiter", 1)
+    for name, x in (("init_scale", init_scale), ("gtol", gtol)):
+        if isinstance(x, bool) or not isinstance(x, (int, float, np.integer, np.floating)) \
+                or not np.isfinite(x) or x <= 0:
+            raise fail(name, x, "a finite number > 0")
+    rng = np.random.default_rng(0) if rng is None else _as_rng(rng)
+    if init is not None:
+        if not isinstance(init, (tuple, list)) or len(init) != 2:
+            raise fail("init", init, f"a pair (G_u, G_v) of shapes ({n_e}, {n_u}) and ({n_e}, {n_v})")
+        init = (_as_encoder(init[0], n_u, "init[0]", n_e), _as_encoder(init[1], n_v, "init[1]", n_e))
     nu = n_e * n_u
 
     def fun(x):
@@ -448,9 +505,7 @@ def minimize_encoders(objective, n_u, n_v, n_e, *, starts=4, rng=None, init=None
     best, values, messages = None, [], []
     for k in range(starts):
         if k == 0 and init is not None:
-            x0 = np.concatenate([np.ravel(init[0]), np.ravel(init[1])]).astype(np.float64)
-            if x0.shape != (n_e * (n_u + n_v),):
-                raise fail("init", init, f"encoders of shapes ({n_e}, {n_u}) and ({n_e}, {n_v})")
+            x0 = np.concatenate([np.ravel(init[0]), np.ravel(init[1])])
         else:
             x0 = init_scale * rng.standard_normal(n_e * (n_u + n_v))
         with np.errstate(over="ignore"):
@@ -501,17 +556,16 @@ def bilinear_factor_objective(loss_and_grad):
 # finite-sample losses and Monte Carlo
 # --------------------------------------------------------------------------
 def _logits(X_u, X_v, similarity, tau):
-    if similarity == "bilinear":
-        return X_u @ X_v.T / tau
-    if similarity == "l2":
-        sq = np.sum(X_u**2, 1)[:, None] + np.sum(X_v**2, 1)[None, :] - 2 * X_u @ X_v.T
-        return -0.5 * sq / tau
-    nu = np.linalg.norm(X_u, axis=1, keepdims=True)
-    nv = np.linalg.norm(X_v, axis=1, keepdims=True)
-    # A zero embedding has no direction; cosine similarity 0 is the convention.
-    Yu = np.divide(X_u, nu, out=np.zeros_like(X_u), where=nu > 0)
-    Yv = np.divide(X_v, nv, out=np.zeros_like(X_v), where=nv > 0)
-    return Yu @ Yv.T / tau
+    # One logit matrix for the whole package: numerics.kernels.clip_logits.  A
+    # zero embedding has no direction, so cosine similarity rejects it (as
+    # numerics.montecarlo does); the error names the encoder that produced it.
+    if similarity == "cosine":
+        for name, X in (("G_u", X_u), ("G_v", X_v)):
+            zero = np.flatnonzero(np.linalg.norm(X, axis=1) == 0)
+            if zero.size:
+                raise fail(name, X, "an encoder giving embeddings of non-zero norm for cosine "
+                                    f"similarity (embedding {int(zero[0])} is 0)")
+    return clip_logits(X_u, X_v, tau, "dot" if similarity == "bilinear" else similarity)
 
 
 def logits(u, v, G_u, G_v, tau, *, similarity="bilinear"):
@@ -551,9 +605,16 @@ def empirical_balanced_infonce(F, lam):
     F = _as_logit_matrix(F)
     lam = as_lambda(lam)
     N = F.shape[0]
-    rows = float(np.mean(logsumexp(F, axis=1)))
-    cols = float(np.mean(logsumexp(F, axis=0)))
-    return -float(np.mean(np.diag(F))) + (1 - lam) * rows + lam * cols - np.log(N)
+    d = np.diag(F)
+    # Subtract each positive logit inside its own log-sum-exp before averaging:
+    # the terms LSE - F_ii are moderate even when the logits are huge, so the
+    # mean does not overflow for finite F.
+    with np.errstate(over="ignore", invalid="ignore"):
+        per = (1 - lam) * (logsumexp(F, axis=1) - d) + lam * (logsumexp(F, axis=0) - d)
+        value = float(np.sum(per / N)) - np.log(N)
+    if not np.isfinite(value):
+        raise fail("F", F, "finite logits whose spread max F - F_ii fits in float64")
+    return value
 
 
 def empirical_balanced_infonce_grad(F, lam):
@@ -584,10 +645,9 @@ def monte_carlo_balanced_loss(G_u, G_v, tau, cov, n_u, lam, *, similarity="cosin
     G_u, G_v, tau = _encoders(G_u, G_v, tau, n_u, cov.shape[0] - n_u)
     lam = as_lambda(lam)
     similarity = as_choice(similarity, SIMILARITIES, "similarity")
-    for name, x, lo in (("batch", batch, 2), ("n_samples", n_samples, 2 * batch)):
-        if isinstance(x, bool) or not isinstance(x, (int, np.integer)) or x < lo:
-            raise fail(name, x, f"an integer >= {lo}")
-    rng = np.random.default_rng(0) if rng is None else rng
+    batch = _as_count(batch, "batch", 2)
+    n_samples = _as_count(n_samples, "n_samples", 2 * batch)
+    rng = np.random.default_rng(0) if rng is None else _as_rng(rng)
     n_b = n_samples // batch
     L = np.linalg.cholesky(cov)
     vals = np.empty(n_b)
@@ -612,14 +672,12 @@ def monte_carlo_balanced_kl(G_u, G_v, tau, cov, n_u, lam, *, similarity="cosine"
     :math:`\sqrt{\lambda^2 s_u^2 + (1-\lambda)^2 s_v^2}`.
     Returns ``(estimate, standard_error)``.
     """
-    from . import montecarlo
-
     cov, n_u = _validated(cov, n_u)
     G_u, G_v, tau = _encoders(G_u, G_v, tau, n_u, cov.shape[0] - n_u)
     lam = as_lambda(lam)
     similarity = as_choice(similarity, SIMILARITIES, "similarity")
     sim = "dot" if similarity == "bilinear" else similarity
-    rng = np.random.default_rng(0) if rng is None else rng
+    rng = np.random.default_rng(0) if rng is None else _as_rng(rng)
     kv, ku = montecarlo.expected_kl_terms_mc(cov, n_u, montecarlo.linear_encoder(G_u),
                                              montecarlo.linear_encoder(G_v), tau, sim, n_samples,
                                              rng, bank_size=bank_size)

@@ -90,8 +90,9 @@ import numpy as np
 from scipy.linalg import subspace_angles
 from scipy.optimize import minimize
 
-from numerics import gaussian, variants
+from numerics import gaussian, kernels, variants
 from numerics._validation import InvalidInputError, as_choice, fail
+from numerics.montecarlo import _as_count
 from numerics.models import GaussianModel, random_gaussian_model
 
 __all__ = ["CLAIMS", "SIMILARITIES", "DIRECTIONS", "ModelVerdict", "VariantVerification",
@@ -103,6 +104,11 @@ SIMILARITIES = ("dot", "bilinear", "l2")
 DIRECTIONS = ("both", "v|u", "u|v")
 
 SPREAD_FACTOR = 3.0
+#: Relative size of the random perturbation of the variant's first start (see
+#: :func:`verify_variant`): large enough that a loss whose gradient vanishes at
+#: the control's fit cannot pass by not moving, small enough to stay in the
+#: basin of a variant that shares CLIP's minimisers.
+START_PERTURBATION = 0.3
 #: Default batch sizes per similarity (see :func:`verify_variant`).
 DEFAULT_SIZES = {"dot": (128, 256, 512), "l2": (256, 512, 1024, 2048)}
 
@@ -241,20 +247,10 @@ def _target(fam, claim, direction, control_stat):
 # --------------------------------------------------------------------------
 def _clip_value_and_grad(F):
     r"""CLIP loss :math:`L_N - \log N` and :math:`\partial/\partial F = (P + Q)/(2N) - I/N`
-    (MATH.md §2), sharing the exponentials; the reference for this dense path is
-    :func:`numerics.variants.empirical_balanced_infonce` at :math:`\lambda = 1/2`."""
+    (MATH.md §2), from the dense references :func:`numerics.kernels.clip_loss_from_logits`
+    and :func:`numerics.kernels.clip_loss_grad_from_logits`."""
     N = F.shape[0]
-    rmax = F.max(axis=1, keepdims=True)
-    Er = np.exp(F - rmax)
-    rs = Er.sum(axis=1, keepdims=True)
-    cmax = F.max(axis=0, keepdims=True)
-    Ec = np.exp(F - cmax)
-    cs = Ec.sum(axis=0, keepdims=True)
-    val = (-np.trace(F) / N + 0.5 * float(np.mean(np.log(rs) + rmax))
-           + 0.5 * float(np.mean(np.log(cs) + cmax)) - math.log(N))
-    G = (Er / rs + Ec / cs) / (2 * N)
-    G[np.diag_indices(N)] -= 1.0 / N
-    return float(val), G
+    return kernels.clip_loss_from_logits(F) - math.log(N), kernels.clip_loss_grad_from_logits(F)
 
 
 def _user_value(loss, F):
@@ -266,7 +262,44 @@ def _user_value(loss, F):
         val = float(val)
     except (TypeError, ValueError):
         raise fail("loss", loss, "a callable returning a real number") from None
+    if not math.isfinite(val):
+        # A non-finite value cannot be minimised; hiding it as +inf would let
+        # the optimiser stand still at its start and the verdict read the start.
+        raise fail("loss", val, f"a finite value on every {F.shape[0]} x {F.shape[0]} logit matrix "
+                                "(got a non-finite one; is the loss unbounded below?)")
     return val
+
+
+def _user_grad(grad, F):
+    G = np.asarray(grad(F), dtype=np.float64)
+    if G.shape != F.shape:
+        raise fail("grad", G, f"an array of shape {F.shape} (dL/dF)")
+    if not np.all(np.isfinite(G)):
+        raise fail("grad", G, "a finite gradient dL/dF")
+    return G
+
+
+#: Random encoder perturbations used to test that the loss depends on F.
+_DEPENDENCE_PROBES = 4
+
+
+def _check_depends_on_logits(fam, U, V, x, value_fn, rng):
+    r"""Reject a loss whose value does not change with the logits.
+
+    The loss is evaluated at ``x`` and at :data:`_DEPENDENCE_PROBES` random
+    perturbations of relative size 1/2; if every value agrees with the first
+    to within :math:`64\,\epsilon\max(1, |L|)` (rounding), the loss carries no
+    information about the encoders and no claim about its minimisers can be
+    tested: an error is raised instead of a verdict.
+    """
+    v0 = value_fn(fam.logits(x, U, V)[0])
+    scale = 0.5 * max(1.0, float(np.max(np.abs(x))))
+    for _ in range(_DEPENDENCE_PROBES):
+        xp = x + scale * rng.standard_normal(x.shape)
+        if abs(value_fn(fam.logits(xp, U, V)[0]) - v0) > 64 * np.finfo(np.float64).eps * max(1.0, abs(v0)):
+            return
+    raise fail("loss", v0, "a loss that depends on the logit matrix F (it returned the same "
+                           f"value {v0!r} for {_DEPENDENCE_PROBES + 1} different encoders)")
 
 
 def _fit(fam, U, V, x0, value_fn, grad_fn, *, joint=None, hess_inv=None, maxiter=400, gtol=1e-6):
@@ -278,7 +311,7 @@ def _fit(fam, U, V, x0, value_fn, grad_fn, *, joint=None, hess_inv=None, maxiter
     ``joint(F) -> (value, dL/dF)`` replaces ``value_fn``/``grad_fn`` when given;
     ``hess_inv`` (the control's final BFGS inverse Hessian on the same batch)
     seeds the quasi-Newton metric, which saves most iterations of the
-    variant's fit.  Returns ``(x, value, iterations, inverse Hessian)``.
+    variant's fit.  Returns ``(x, value, iterations, inverse Hessian, converged)``.
     """
     eps3 = np.finfo(np.float64).eps ** (1 / 3)
 
@@ -288,13 +321,8 @@ def _fit(fam, U, V, x0, value_fn, grad_fn, *, joint=None, hess_inv=None, maxiter
             val, G = joint(F)
             return val, fam.pullback(G, Za, Zb, U, V)
         val = value_fn(F)
-        if not math.isfinite(val):
-            return math.inf, np.zeros_like(x)
         if grad_fn is not None:
-            G = np.asarray(grad_fn(F), dtype=np.float64)
-            if G.shape != F.shape:
-                raise fail("grad", G, f"an array of shape {F.shape} (dL/dF)")
-            return val, fam.pullback(G, Za, Zb, U, V)
+            return val, fam.pullback(_user_grad(grad_fn, F), Za, Zb, U, V)
         # Central differences in the n_e (n_u + n_v) encoder parameters, not in
         # the N^2 logits: step eps^(1/3) balances truncation O(h^2) against
         # rounding O(eps/h), so the gradient is good to ~eps^(2/3), far below gtol.
@@ -318,7 +346,10 @@ def _fit(fam, U, V, x0, value_fn, grad_fn, *, joint=None, hess_inv=None, maxiter
             except np.linalg.LinAlgError:
                 pass  # a metric spoilt by rounding: start from the identity instead
         res = minimize(fun, x0, jac=True, method="BFGS", options=opts)
-    return res.x, float(res.fun), int(res.nit), res.hess_inv
+    # BFGS stops with "precision loss" once the decrease is below rounding:
+    # a stationary point for these smooth objectives.
+    ok = bool(res.success) or "precision" in str(res.message)
+    return res.x, float(res.fun), int(res.nit), res.hess_inv, ok
 
 
 # --------------------------------------------------------------------------
@@ -592,8 +623,20 @@ def verify_variant(loss: Callable[[np.ndarray], float], *, claim: str, similarit
     Raises
     ------
     numerics.InvalidInputError
-        Unknown ``claim``, ``similarity`` or ``direction``; a ``loss`` that is
-        not callable, raises or returns a non-number.
+        Unknown ``claim``, ``similarity`` or ``direction``; ``n_models`` not an
+        integer >= 1; ``models`` not a non-empty list of ``GaussianModel``; a
+        ``loss`` that is not callable, raises, returns a non-number or a
+        non-finite value; a ``loss`` that does not depend on ``F`` (the same
+        value for random encoders: a constant loss is rejected, not refuted,
+        since no claim about its minimisers can be tested); a ``grad``
+        returning a non-finite array or the wrong shape.
+
+    Notes
+    -----
+    The variant's first fit starts from the control's fit plus a random
+    perturbation of relative size :data:`START_PERTURBATION`, so that the
+    variant must reach its own stationary point; a fit that stops short of
+    one is reported in ``notes``.
     """
     claim = as_choice(claim, CLAIMS, "claim")
     similarity = as_choice(similarity, SIMILARITIES, "similarity")
@@ -611,11 +654,18 @@ def verify_variant(loss: Callable[[np.ndarray], float], *, claim: str, similarit
         grad = loss.grad
     if grad is not None and not callable(grad):
         raise fail("grad", grad, "a callable grad(F) -> dL/dF, or None")
+    n_models = _as_count(n_models, "n_models", 1)
     if models is None:
         models = default_variant_models(int(seed), n_models)
+    if not isinstance(models, (list, tuple)) or len(models) < 1:
+        raise fail("models", models, "a non-empty list of numerics.models.GaussianModel, or None")
     for k, m in enumerate(models):
         if not isinstance(m, GaussianModel):
             raise fail(f"models[{k}]", m, "a numerics.models.GaussianModel")
+    if progress is not None and not callable(progress):
+        raise fail("progress", progress, "a callable taking one line of text, or None")
+    if name is not None and not isinstance(name, str):
+        raise fail("name", name, "a string, or None")
     label = name or getattr(loss, "__name__", type(loss).__name__)
     user_value = lambda F: _user_value(loss, F)  # noqa: E731
     t0 = time.perf_counter()
@@ -639,17 +689,26 @@ def verify_variant(loss: Callable[[np.ndarray], float], *, claim: str, similarit
             x_c, x_u, H_u = x_star, None, None
             for i, N in enumerate(sizes):
                 U, V = Z[:N, : m.n_u], Z[:N, m.n_u:]
-                x_c, _, _, H_c = _fit(fam, U, V, x_c, None, None, joint=_clip_value_and_grad)
-                # Warm start: the variant's fit on the previous (nested) batch, or the
-                # control's fit on this batch for the first size; the quasi-Newton
-                # metric likewise.  Under the claim the two starts nearly coincide;
-                # against it the first one is far closer to the variant's minimiser.
-                x0 = x_c if x_u is None else x_u
-                x_u, val, nit, H_u = _fit(fam, U, V, x0, user_value, grad,
-                                          hess_inv=H_c if H_u is None else H_u)
-                if not math.isfinite(val):
-                    notes.append(f"{m.label}, N={N}: the loss is not finite along the search "
-                                 "(unbounded below?)")
+                x_c, _, _, H_c, _ = _fit(fam, U, V, x_c, None, None, joint=_clip_value_and_grad)
+                if x_u is None:
+                    if r == 0:
+                        _check_depends_on_logits(fam, U, V, x_c, user_value, rng)
+                    # First size: start at the control's fit moved by a random
+                    # perturbation of relative size START_PERTURBATION, never at
+                    # the control's fit itself: a loss whose gradient vanishes
+                    # there (flat, or stationary at CLIP's point by accident)
+                    # must not pass by standing still.  Later sizes warm-start
+                    # from the variant's fit on the previous (nested) batch.
+                    x0 = x_c + START_PERTURBATION * np.linalg.norm(x_c) / math.sqrt(x_c.size) \
+                        * rng.standard_normal(x_c.shape)
+                else:
+                    x0 = x_u
+                x_u, val, nit, H_u, ok = _fit(fam, U, V, x0, user_value, grad,
+                                              hess_inv=H_c if H_u is None else H_u)
+                moved = float(np.linalg.norm(x_u - x0))
+                if not ok:
+                    notes.append(f"{m.label}, N={N}: the variant's fit did not reach a stationary "
+                                 f"point (moved {moved:.3g} from its start)")
                 eu[i, r] = float(np.linalg.norm(_statistic(fam, x_u, claim, direction) - T))
                 ec[i, r] = float(np.linalg.norm(_statistic(fam, x_c, claim, direction) - T_c))
                 au[i, r] = float(np.max(subspace_angles(fam.u_subspace(x_u), Uk)))

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from numerics import InvalidInputError, gaussian, montecarlo as MC
+from numerics import InvalidInputError, gaussian, montecarlo as MC, variants
 from numerics.models import default_models
 from proofs_checks.checks import montecarlo as checks
 
@@ -107,8 +107,37 @@ def test_invalid_inputs(models, bad, name):
 def test_cosine_zero_embedding_rejected(models):
     m = models[0]
     with pytest.raises(InvalidInputError, match="encode_u"):
-        MC.population_clip_loss_mc(MC.gaussian_sampler(m.cov, m.n_u), lambda u: 0 * u, lambda v: v,
-                                   1.0, "cosine", 10, np.random.default_rng(0))
+        MC.population_clip_loss_mc(MC.gaussian_sampler(m.cov, m.n_u), lambda u: 0 * u[:, :1],
+                                   lambda v: v[:, :1], 1.0, "cosine", 10, np.random.default_rng(0))
+
+
+def test_encoders_of_different_widths_rejected(models):
+    m = models[0]
+    sample = MC.gaussian_sampler(m.cov, m.n_u)
+    rng = np.random.default_rng(0)
+    wide_u, narrow_v = (lambda u: np.hstack([u, u])), (lambda v: v[:, :1])
+    with pytest.raises(InvalidInputError, match="^encode_v=.*shape"):
+        MC.population_clip_loss_mc(sample, wide_u, narrow_v, 1.0, "dot", 10, rng)
+    with pytest.raises(InvalidInputError, match="^encode_v=.*shape"):
+        MC.expected_kl_terms_mc(m.cov, m.n_u, wide_u, narrow_v, 1.0, "dot", 10, rng)
+    with pytest.raises(InvalidInputError, match="^encode_v=.*shape"):
+        MC.expected_batch_loss_mc(sample, wide_u, narrow_v, 1.0, "dot", 4, 2, rng)
+    with pytest.raises(InvalidInputError, match="^encode_u=.*shape"):
+        MC.population_clip_loss_mc(sample, lambda u: u[:, 0], narrow_v, 1.0, "dot", 10, rng)
+
+
+@pytest.mark.parametrize("sampler", [
+    lambda rng, n: (np.ones(n), np.ones(n)),           # 1-D outputs
+    lambda rng, n: (np.ones((n - 1, 2)), np.ones((n, 2))),  # wrong number of rows
+    lambda rng, n: np.ones((n, 4)),                    # not a pair
+])
+def test_bad_sampler_rejected(sampler):
+    enc = lambda x: x[:, :1]  # noqa: E731
+    rng = np.random.default_rng(0)
+    with pytest.raises(InvalidInputError, match="^sample="):
+        MC.population_clip_loss_mc(sampler, enc, enc, 1.0, "dot", 10, rng)
+    with pytest.raises(InvalidInputError, match="^sample="):
+        MC.expected_batch_loss_mc(sampler, enc, enc, 1.0, "dot", 4, 2, rng)
 
 
 # ---------------------------------------------------------------- the checks
@@ -131,6 +160,22 @@ def test_theorem_3_2_check_fails_on_wrong_formula(models):
     cases = checks.check_theorem_3_2_monte_carlo(
         models[:1], rng, mutual_information=lambda c, n: gaussian.mutual_information(c, n) - 0.5)
     assert not all(c.passed for c in cases)
+
+
+def test_theorem_3_2_check_detects_a_30_percent_error(models):
+    rng = np.random.default_rng(9)
+
+    def scaled_clip(*a, **k):
+        est = MC.population_clip_loss_mc(*a, **k)
+        return MC.MCEstimate(1.3 * est.estimate, est.standard_error, est.n_samples)
+    cases = checks.check_theorem_3_2_monte_carlo(models[:1], rng, clip_loss_mc=scaled_clip)
+    # every case that sees the clip route (all but "KL route vs closed form") must fail
+    assert not any(c.passed for c in cases if "KL route" not in c.label)
+    # the L2 closed-form route alone: one KL term off by 0.3 nats
+    cases = checks.check_theorem_3_2_monte_carlo(
+        models[:1], rng, similarities=("l2",),
+        l2_kl_terms=lambda *a: tuple(np.add(variants.l2_kl_terms(*a), (0.3, 0.0))))
+    assert [c.passed for c in cases if "closed form" in c.label] == [False, False]
 
 
 def test_n1_check_fails_on_wrong_limit(models):

@@ -120,6 +120,12 @@ def test_default_models_have_a_healthy_gap():
     dict(claim="same-minimizers-as-clip", seed="zero"),
     dict(claim="same-minimizers-as-clip", grad=3),
     dict(claim="same-minimizers-as-clip", models=["not a model"]),
+    dict(claim="same-minimizers-as-clip", models=5),
+    dict(claim="same-minimizers-as-clip", models=[]),
+    dict(claim="same-minimizers-as-clip", n_models="3"),
+    dict(claim="same-minimizers-as-clip", n_models=0),
+    dict(claim="same-minimizers-as-clip", n_models=1.5),
+    dict(claim="same-minimizers-as-clip", progress=3),
 ])
 def test_invalid_arguments_raise(kwargs):
     with pytest.raises(InvalidInputError):
@@ -133,6 +139,36 @@ def test_bad_loss_raises():
         verify_variant(lambda F: 1 / 0, claim="same-minimizers-as-clip", sizes=(32, 64))
     with pytest.raises(InvalidInputError):
         verify_variant(lambda F: "x", claim="same-minimizers-as-clip", sizes=(32, 64))
+
+
+TINY = dict(claim="same-minimizers-as-clip", n_models=1, sizes=(16, 32), replicates=1)
+
+
+@pytest.mark.parametrize("loss", [lambda F: 0.0, lambda F: 3.5, lambda F: float(F.shape[0])],
+                         ids=["zero", "constant", "depends-on-N-only"])
+def test_loss_independent_of_logits_is_rejected(loss):
+    # A flat loss leaves BFGS where it starts; it must not be confirmed for
+    # sitting at the control's fit.
+    with pytest.raises(InvalidInputError, match="depends on the logit matrix"):
+        verify_variant(loss, **TINY)
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), -float("inf")])
+def test_non_finite_loss_is_rejected_naming_loss(value):
+    with pytest.raises(InvalidInputError, match=r"^loss=.*finite"):
+        verify_variant(lambda F: value, **TINY)
+
+
+def test_loss_non_finite_off_the_start_is_rejected():
+    # Finite where it starts, NaN once the logits grow: still an error, not a verdict.
+    loss = lambda F: float(CLIP(F)) if np.max(np.abs(F)) < 1.0 else float("nan")  # noqa: E731
+    with pytest.raises(InvalidInputError, match=r"^loss="):
+        verify_variant(loss, **TINY)
+
+
+def test_non_finite_grad_is_rejected():
+    with pytest.raises(InvalidInputError, match="^grad="):
+        verify_variant(CLIP, grad=lambda F: np.full(F.shape, np.nan), **TINY)
 
 
 # --------------------------------------------------------------------------
