@@ -82,10 +82,11 @@ def as_covariance(cov, name: str = "cov", *, min_size: int = 2) -> np.ndarray:
         what = "a joint covariance of size >= 2 (n_u >= 1 and n_v >= 1)" if min_size == 2 else f"a matrix of size >= {min_size}"
         raise fail(name, arr, what)
     scale = float(np.max(np.abs(arr))) if arr.size else 0.0
-    asym = float(np.max(np.abs(arr - arr.T)))
+    with np.errstate(over="ignore", invalid="ignore"):  # huge entries: judged below
+        asym = float(np.max(np.abs(arr - arr.T)))
     if asym > 64 * np.finfo(np.float64).eps * max(scale, np.finfo(np.float64).tiny):
         raise fail(name, arr, f"a symmetric matrix (max |C - C^T| = {asym:.3g})")
-    sym = 0.5 * (arr + arr.T)
+    sym = 0.5 * arr + 0.5 * arr.T  # no overflow for entries near the float64 maximum
     try:
         np.linalg.cholesky(sym)
     except np.linalg.LinAlgError:
@@ -114,7 +115,8 @@ def check_conditioning(cov: np.ndarray, name: str = "cov") -> float:
     Returns :math:`\kappa(C)`.
     """
     w = np.linalg.eigvalsh(cov)
-    kappa = float(w[-1] / w[0]) if w[0] > 0 else math.inf
+    with np.errstate(over="ignore"):  # an overflowing ratio is an infinite condition number
+        kappa = float(w[-1] / w[0]) if w[0] > 0 else math.inf
     n = cov.shape[0]
     if not kappa * n * np.finfo(np.float64).eps <= CONDITIONING_LIMIT:
         limit = CONDITIONING_LIMIT / (n * np.finfo(np.float64).eps)

@@ -29,6 +29,7 @@ integer inputs are converted to float64.
 from __future__ import annotations
 
 import ctypes
+import functools
 import glob
 import os
 from contextlib import contextmanager
@@ -116,8 +117,10 @@ def _validate(za, zb, tau, similarity):
     dtype = np.result_type(za.dtype, zb.dtype)
     za = np.ascontiguousarray(za, dtype=dtype)
     zb = np.ascontiguousarray(zb, dtype=dtype)
-    t = dtype.type(tau)
-    if not (t > 0 and np.isfinite(1 / t)):
+    with np.errstate(over="ignore", divide="ignore"):
+        t = dtype.type(tau)
+        representable = bool(np.isfinite(t) and t > 0 and np.isfinite(1 / t))
+    if not representable:
         raise fail("tau", tau, f"a temperature representable in {dtype} (1/tau finite and tau > 0)")
     if similarity == "cosine":
         for name, z in (("za", za), ("zb", zb)):
@@ -126,6 +129,18 @@ def _validate(za, zb, tau, similarity):
                 k = int(np.flatnonzero(norms == 0)[0])
                 raise fail(name, z, f"rows of non-zero norm for cosine similarity (row {k} is 0)")
     return za, zb, tau, similarity
+
+
+def _quiet_overflow(fn):
+    """Run ``fn`` with floating-point overflow warnings off: overflow is not
+    silent here, it is turned into an InvalidInputError by the finiteness and
+    accuracy checks (``_finite_or_fail``, ``_loss``)."""
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            return fn(*args, **kwargs)
+
+    return wrapper
 
 
 def _row_norms(z):
@@ -201,6 +216,7 @@ def _loss(X, Y, alpha, beta):
     return float(loss), r, c
 
 
+@_quiet_overflow
 def clip_loss(za, zb, tau, similarity="dot"):
     r"""Symmetric InfoNCE loss :math:`L_N` of a batch (MATH.md §2), streamed.
 
@@ -230,6 +246,7 @@ def clip_loss(za, zb, tau, similarity="dot"):
     return za.dtype.type(loss)
 
 
+@_quiet_overflow
 def clip_loss_and_grad(za, zb, tau, similarity="dot"):
     r"""Symmetric InfoNCE loss and its gradients in the embeddings (MATH.md §2), streamed.
 
@@ -312,6 +329,7 @@ def clip_loss_and_grad(za, zb, tau, similarity="dot"):
 # --------------------------------------------------------------------------
 # dense references (small N)
 # --------------------------------------------------------------------------
+@_quiet_overflow
 def clip_logits(za, zb, tau, similarity="dot"):
     r"""Dense logits :math:`F_{ij} = s(a_i, b_j)/\tau` (an :math:`N\times N` array; small N only).
 
