@@ -84,7 +84,7 @@ def check_landscape(models, rng, *, starts=6, max_models=12,
 
 register("lemma2.1-kernel", statement="Lemma 2.1", method="closed-form",
          description="streaming L_N: >= 0, = log N for equal logits, shift and permutation invariant",
-         )(lambda models, rng: check_lemma_2_1(models, rng))
+         )(check_lemma_2_1)
 register("landscape-optimization", statement="Landscape", method="optimization",
          description="every random BFGS start on (G_u, G_v) reaches -1/2 sum_{i<=n_e} sigma_i^2",
-         cost=3.0)(lambda models, rng: check_landscape(models, rng))
+         cost=3.0)(check_landscape)

@@ -103,10 +103,10 @@ def check_g1_closed_form(models, rng, *, clip_loss=gaussian.population_clip_loss
 
 register("thm3.2-closed-form", statement="Theorem 3.2", method="closed-form",
          description="L_clip = (E KL_v|u + E KL_u|v)/2 - I at random A and at A*; L_clip >= -I",
-         )(lambda models, rng: check_theorem_3_2_closed_form(models, rng))
+         )(check_theorem_3_2_closed_form)
 register("thm2.8-closed-form", statement="Theorem 2.8", method="closed-form",
          description="L_cond - L_clip = (h_u + h_v)/2 at random A (free of the encoders)",
-         )(lambda models, rng: check_theorem_2_8_closed_form(models, rng))
+         )(check_theorem_2_8_closed_form)
 register("g1-closed-form", statement="Proposition G1", method="closed-form",
          description="L_clip(A*) = -1/2 sum_{i<=n_e} sigma_i^2, rank A* <= n_e, no lower neighbour",
-         )(lambda models, rng: check_g1_closed_form(models, rng))
+         )(check_g1_closed_form)

@@ -216,10 +216,10 @@ def check_n2_monte_carlo(models, rng, *, batch_loss_mc=montecarlo.expected_batch
 
 register("thm3.2-monte-carlo", statement="Theorem 3.2", method="monte-carlo",
          description="cosine and L2: MC L_clip = (MC E KL_v|u + MC E KL_u|v)/2 - I within 5 SE",
-         cost=2.0)(lambda models, rng: check_theorem_3_2_monte_carlo(models, rng))
+         cost=2.0)(check_theorem_3_2_monte_carlo)
 register("n1-monte-carlo", statement="Proposition N1", method="monte-carlo",
          description="E[L_N] - log N = L_clip + b/N (closed-form b) within 5 SE, N = 16..256",
-         cost=2.0)(lambda models, rng: check_n1_monte_carlo(models, rng))
+         cost=2.0)(check_n1_monte_carlo)
 register("n2-monte-carlo", statement="Proposition N2", method="monte-carlo",
          description="InfoNCE bound E[L_N] >= log N - I at A* and random A, N = 4..256",
-         cost=1.0)(lambda models, rng: check_n2_monte_carlo(models, rng))
+         cost=1.0)(check_n2_monte_carlo)

@@ -140,7 +140,7 @@ def check_theorem_2_8_optimization(models, rng, *, clip_loss=gaussian.population
 
 register("g1-optimization", statement="Proposition G1", method="optimization",
          description="BFGS over (G_u, G_v) reaches -1/2 sum sigma_i^2 and A* (invariant B, angles)",
-         cost=3.0)(lambda models, rng: check_g1_optimization(models, rng))
+         cost=3.0)(check_g1_optimization)
 register("thm2.8-optimization", statement="Theorem 2.8", method="optimization",
          description="minimisers of L_cond and L_clip coincide; minima differ by (h_u + h_v)/2",
-         cost=10.0)(lambda models, rng: check_theorem_2_8_optimization(models, rng))
+         cost=10.0)(check_theorem_2_8_optimization)

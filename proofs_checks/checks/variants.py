@@ -325,16 +325,16 @@ def check_g4_optimization(models, rng, *, objective=variants.l2_balanced_objecti
 
 register("g2-closed-form", statement="Proposition G2", method="closed-form",
          description="at A*: model means = P (true regression map); covariances C_vv != S_v",
-         )(lambda models, rng: check_g2_closed_form(models, rng))
+         )(check_g2_closed_form)
 register("g2-optimization", statement="Proposition G2", method="optimization",
          description="one-sided and reverse-KL bilinear losses minimised over factors reach A*",
-         cost=2.0)(lambda models, rng: check_g2_optimization(models, rng))
+         cost=2.0)(check_g2_optimization)
 register("g3-closed-form", statement="Proposition G3", method="closed-form",
          description="one-sided L2 at the canonical minimiser: -1/2 sum_{i>n_e} log(1-sigma_i^2)",
-         )(lambda models, rng: check_g3_closed_form(models, rng))
+         )(check_g3_closed_form)
 register("g3-optimization", statement="Proposition G3", method="optimization",
          description="one-sided L2 minimised over (G_u, G_v, tau): value and exact conditional",
-         cost=2.0)(lambda models, rng: check_g3_optimization(models, rng))
+         cost=2.0)(check_g3_optimization)
 register("g4-optimization", statement="Proposition G4", method="optimization",
          description="two-sided L2 minimum over full-rank encoders stays > 0 when K != 0",
-         cost=2.0)(lambda models, rng: check_g4_optimization(models, rng))
+         cost=2.0)(check_g4_optimization)
