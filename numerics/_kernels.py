@@ -27,7 +27,8 @@ Two passes:
    :math:`P_{ij} = Q_{ij} e^{c_j - H} e^{H - r_i}`, :math:`H = \max_j c_j`;
    rows with :math:`H - r_i > 640` (where the factorisation could underflow)
    get their ``P`` part from a direct row pass.  Then
-   ``gX += W^T Y`` and ``gY += W X`` tile by tile.
+   ``gX += W Y`` and ``gY += W^T X`` tile by tile (rows of ``gX`` follow the rows of
+   ``F``, rows of ``gY`` its columns).
 
 Exponentials use a polynomial :func:`_exp_row` (Cody–Waite reduction, degree-13
 Taylor polynomial, max relative error about 1 ulp) written as plain IEEE

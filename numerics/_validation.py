@@ -21,6 +21,8 @@ __all__ = [
     "as_temperature",
     "as_lambda",
     "as_choice",
+    "as_count",
+    "as_rng",
     "check_conditioning",
     "CONDITIONING_LIMIT",
 ]
@@ -179,3 +181,17 @@ def as_choice(value, choices, name: str) -> str:
     if not isinstance(value, str) or value not in choices:
         raise fail(name, value, "one of " + ", ".join(repr(c) for c in choices))
     return value
+
+
+def as_count(value, name: str, minimum: int = 1) -> int:
+    """An integer count ``>= minimum`` (booleans refused), returned as ``int``."""
+    if isinstance(value, bool) or not isinstance(value, Integral) or int(value) < minimum:
+        raise fail(name, value, f"an integer >= {minimum}")
+    return int(value)
+
+
+def as_rng(rng, name: str = "rng") -> np.random.Generator:
+    """A :class:`numpy.random.Generator` (``np.random.default_rng(seed)``); nothing else."""
+    if not isinstance(rng, np.random.Generator):
+        raise fail(name, rng, "a numpy.random.Generator (np.random.default_rng(seed))")
+    return rng

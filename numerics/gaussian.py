@@ -25,6 +25,7 @@ from ._validation import (
 )
 
 __all__ = [
+    "sym_power",
     "split_covariance",
     "whitened_cross_covariance",
     "canonical_correlations",
@@ -32,6 +33,9 @@ __all__ = [
     "mutual_information",
     "gaussian_entropy",
     "gaussian_kl",
+    "gaussian_kl_batch",
+    "whitened_bilinear",
+    "batch_loss_bias",
     "true_conditionals",
     "bilinear_model_conditionals",
     "population_clip_loss",
@@ -66,8 +70,13 @@ def _blocks(cov, n_u):
     return cov[:n_u, :n_u], cov[:n_u, n_u:], cov[n_u:, n_u:]
 
 
-def _sym_power(S, power):
-    """S^power for a symmetric positive definite S, via eigh (exactly symmetric)."""
+def sym_power(S, power):
+    r""":math:`S^p` of a symmetric positive definite ``S``, through ``eigh``.
+
+    The result is exactly symmetric (``Q diag(w^p) Q^T``), which the whitening
+    :math:`C^{\pm1/2}` of every module relies on.  No validation: pass a
+    validated covariance block (:func:`split_covariance`).
+    """
     w, Q = np.linalg.eigh(S)
     return (Q * w**power) @ Q.T
 
@@ -79,8 +88,9 @@ def _logdet(S):
 
 
 def _whitened(cov, n_u):
+    """K = C_uu^{-1/2} C_uv C_vv^{-1/2} (the whitened *cross-covariance*)."""
     C_uu, C_uv, C_vv = _blocks(cov, n_u)
-    return _sym_power(C_uu, -0.5) @ C_uv @ _sym_power(C_vv, -0.5)
+    return sym_power(C_uu, -0.5) @ C_uv @ sym_power(C_vv, -0.5)
 
 
 # --------------------------------------------------------------------------
@@ -97,6 +107,21 @@ def whitened_cross_covariance(cov, n_u):
     r"""Whitened cross-covariance :math:`K = C_{uu}^{-1/2} C_{uv} C_{vv}^{-1/2}` (MATH.md §4)."""
     cov, n_u = _validated(cov, n_u)
     return _whitened(cov, n_u)
+
+
+def whitened_bilinear(A, cov, n_u):
+    r"""Whitened bilinear matrix :math:`B = C_{uu}^{1/2} A C_{vv}^{1/2}` (MATH.md §4.1).
+
+    The invariant through which minimisers are compared: in the whitened
+    coordinates :math:`\tilde u = C_{uu}^{-1/2}u`, :math:`\tilde v = C_{vv}^{-1/2}v`
+    the logit :math:`u^TAv` reads :math:`\tilde u^T B \tilde v`, and Proposition G1's
+    minimiser is :math:`B^* = U_{n_e}\Sigma_{n_e}V_{n_e}^T`, the truncated SVD of
+    :math:`K` (:func:`whitened_cross_covariance`).
+    """
+    cov, n_u = _validated(cov, n_u)
+    A = as_bilinear(A, n_u, cov.shape[0] - n_u)
+    C_uu, _, C_vv = _blocks(cov, n_u)
+    return sym_power(C_uu, 0.5) @ A @ sym_power(C_vv, 0.5)
 
 
 def canonical_correlations(cov, n_u):
@@ -168,6 +193,54 @@ def gaussian_kl(m1, S1, m2, S2):
     m1 = _as_mean(m1, n, "m1")
     m2 = _as_mean(m2, n, "m2")
     return _gaussian_kl(m1, S1, m2, S2)
+
+
+def _as_batch(name, x, ndim_item):
+    arr = as_float_array(name, x).astype(np.float64, copy=False)
+    if arr.ndim != ndim_item + 1:
+        raise fail(name, arr, f"an array with a leading batch axis and {ndim_item} more axes")
+    return arr
+
+
+def gaussian_kl_batch(m1, S1, m2, S2):
+    r"""Batched :math:`KL(N(m_1, S_1)\|N(m_2, S_2))` over a leading batch axis (MATH.md §4).
+
+    .. math:: \tfrac12[\operatorname{tr}(S_2^{-1}S_1) - n + (m_2 - m_1)^T S_2^{-1}(m_2 - m_1)
+              + \log\det S_2 - \log\det S_1]
+
+    Parameters
+    ----------
+    m1, m2 : array_like, shape (B, n)
+    S1, S2 : array_like, shape (B, n, n)
+        Symmetric positive definite.
+
+    Returns
+    -------
+    ndarray, shape (B,)
+    """
+    m1, m2 = _as_batch("m1", m1, 1), _as_batch("m2", m2, 1)
+    S1, S2 = _as_batch("S1", S1, 2), _as_batch("S2", S2, 2)
+    B, n = m1.shape
+    for name, arr, shape in (("m2", m2, (B, n)), ("S1", S1, (B, n, n)), ("S2", S2, (B, n, n))):
+        if arr.shape != shape:
+            raise fail(name, arr, f"shape {shape} (batch and size of m1)")
+    if n < 1:
+        raise fail("m1", m1, "vectors of length >= 1")
+    chol = []
+    for name, S in (("S1", S1), ("S2", S2)):
+        scale = np.max(np.abs(S), axis=(1, 2), keepdims=True)
+        if np.any(np.abs(S - np.swapaxes(S, 1, 2)) > 64 * np.finfo(np.float64).eps * scale):
+            raise fail(name, S, "symmetric matrices")
+        try:
+            chol.append(np.linalg.cholesky(0.5 * (S + np.swapaxes(S, 1, 2))))
+        except np.linalg.LinAlgError:
+            raise fail(name, S, "positive definite matrices") from None
+    L1, L2 = chol
+    X = np.linalg.solve(L2, L1)  # L2^{-1} L1: tr(S2^{-1} S1) = |X|_F^2
+    tr = np.sum(X * X, axis=(1, 2))
+    d = np.linalg.solve(L2, (m2 - m1)[..., None])[..., 0]
+    logdet = lambda L: 2.0 * np.sum(np.log(np.diagonal(L, axis1=1, axis2=2)), axis=1)
+    return 0.5 * (tr - n + np.sum(d * d, axis=1) + logdet(L2) - logdet(L1))
 
 
 def _as_any_cov(S, name):
@@ -346,7 +419,7 @@ def lowrank_minimizer(cov, n_u, n_e):
     C_uu, _, C_vv = _blocks(cov, n_u)
     U, s, Vt = np.linalg.svd(_whitened(cov, n_u), full_matrices=False)
     B = (U[:, :n_e] * s[:n_e]) @ Vt[:n_e]
-    return _sym_power(C_uu, -0.5) @ B @ _sym_power(C_vv, -0.5)
+    return sym_power(C_uu, -0.5) @ B @ sym_power(C_vv, -0.5)
 
 
 def lowrank_minimum(cov, n_u, n_e):
@@ -383,6 +456,48 @@ def joint_covariance(C_uu, C_vv, sigma, U=None, V=None):
         if M.shape[0] != n or M.shape[1] < r or not np.allclose(M[:, :r].T @ M[:, :r], np.eye(r), atol=1e-10):
             raise fail(name, M, f"a ({n}, >= {r}) matrix with orthonormal columns")
     U, V = U[:, :r], V[:, :r]
-    C_uv = _sym_power(C_uu, 0.5) @ (U * sigma) @ V.T @ _sym_power(C_vv, 0.5)
+    C_uv = sym_power(C_uu, 0.5) @ (U * sigma) @ V.T @ sym_power(C_vv, 0.5)
     cov = np.block([[C_uu, C_uv], [C_uv.T, C_vv]])
     return 0.5 * (cov + cov.T)
+
+
+# --------------------------------------------------------------------------
+# finite-sample bias of the batch loss (Proposition N1)
+# --------------------------------------------------------------------------
+def _det_half(M):
+    sign, logdet = np.linalg.slogdet(M)
+    if sign <= 0:
+        return np.inf
+    return float(np.exp(-0.5 * logdet))
+
+
+def batch_loss_bias(A, cov, n_u):
+    r"""First-order bias coefficient :math:`b` of :math:`E[L_N] - \log N = L_{clip} + b/N + O(N^{-2})`
+    for the bilinear logit :math:`f = u^T A v` under :math:`N(0, C)` (Proposition N1).
+
+    The delta method on :math:`\log\frac1N\sum_j e^{F_{ij}}` (the positive
+    pair :math:`j = i` shifts the mean, the :math:`N-1` negatives give the
+    variance) gives, per direction,
+
+    .. math:: b_{row} = E_\mu\frac{e^{f(u,v)}}{Z_v(u)}
+              - \tfrac12 E_{u}\frac{E_{v'}e^{2f(u,v')}}{Z_v(u)^2} - \tfrac12,
+              \qquad b = \tfrac12(b_{row} + b_{col}).
+
+    With :math:`Z_v(u) = e^{q(u)/2}`, :math:`q = u^T A C_{vv} A^T u`, both
+    expectations are Gaussian integrals of quadratic forms,
+    :math:`E e^{x^T Q x/2} = \det(I - QC)^{-1/2}`.  Returns ``inf`` when one
+    of them diverges (the logits' second moment is infinite).
+    """
+    cov, n_u = _validated(cov, n_u)
+    A = as_bilinear(A, n_u, cov.shape[0] - n_u)
+    C_uu, _, C_vv = _blocks(cov, n_u)
+    n_v = cov.shape[0] - n_u
+    Mv = A @ C_vv @ A.T
+    Mu = A.T @ C_uu @ A
+    Z = np.zeros((n_v, n_v))
+    Qr = np.block([[-Mv, A], [A.T, Z]])
+    Qc = np.block([[np.zeros((n_u, n_u)), A], [A.T, -Mu]])
+    I = np.eye(cov.shape[0])
+    b_row = _det_half(I - Qr @ cov) - 0.5 * _det_half(np.eye(n_u) - 2 * Mv @ C_uu) - 0.5
+    b_col = _det_half(I - Qc @ cov) - 0.5 * _det_half(np.eye(n_v) - 2 * Mu @ C_vv) - 0.5
+    return 0.5 * (b_row + b_col)

@@ -19,7 +19,7 @@ Similarities: ``"dot"`` :math:`s = \langle a, b\rangle`, ``"l2"``
 :mod:`numerics._kernels` (two passes, exact log-sum-exp, one exponential per
 logit per pass) on all numba threads.  :func:`clip_logits`,
 :func:`clip_loss_from_logits` and :func:`clip_loss_grad_from_logits` are dense
-references for small ``N`` (SciPy ``logsumexp``).
+references for small ``N``, from :mod:`numerics.infonce`.
 
 Dtypes: float32 and float64 inputs are computed in their own dtype (logit
 tiles, GEMMs, gradients); sums of exponentials and log-sum-exps are always
@@ -36,10 +36,10 @@ from contextlib import contextmanager
 
 import numba
 import numpy as np
-from scipy.special import logsumexp
 
 from . import _kernels
-from ._validation import as_choice, as_float_array, as_temperature, fail
+from ._validation import as_float_array, as_temperature, fail
+from .infonce import SIMILARITIES, _infonce, _infonce_grad, _logits, as_similarity, row_norms as _row_norms
 
 __all__ = [
     "SIMILARITIES",
@@ -49,8 +49,6 @@ __all__ = [
     "clip_loss_from_logits",
     "clip_loss_grad_from_logits",
 ]
-
-SIMILARITIES = ("dot", "l2", "cosine")
 
 #: Documented accuracy: ``|L_N - exact| <= 64 * eps * max(|LSE|, |F_ii|)``
 #: (measured against mpmath in the tests).  Inputs whose bound exceeds
@@ -113,7 +111,7 @@ def _validate(za, zb, tau, similarity):
     if za.shape[0] < 1 or za.shape[1] < 1:
         raise fail("za", za, "an (N, n_e) array with N >= 1 and n_e >= 1")
     tau = as_temperature(tau)
-    similarity = as_choice(similarity, SIMILARITIES, "similarity")
+    similarity = as_similarity(similarity)
     dtype = np.result_type(za.dtype, zb.dtype)
     za = np.ascontiguousarray(za, dtype=dtype)
     zb = np.ascontiguousarray(zb, dtype=dtype)
@@ -141,13 +139,6 @@ def _quiet_overflow(fn):
             return fn(*args, **kwargs)
 
     return wrapper
-
-
-def _row_norms(z):
-    """Euclidean row norms without overflow or underflow (rows scaled by their max |entry|)."""
-    m = np.max(np.abs(z), axis=1).astype(np.float64)
-    safe = np.where(m > 0, m, 1.0)
-    return m * np.linalg.norm(z / safe[:, None].astype(z.dtype), axis=1)
 
 
 def _finite_or_fail(values, za, zb, tau):
@@ -333,17 +324,11 @@ def clip_loss_and_grad(za, zb, tau, similarity="dot"):
 def clip_logits(za, zb, tau, similarity="dot"):
     r"""Dense logits :math:`F_{ij} = s(a_i, b_j)/\tau` (an :math:`N\times N` array; small N only).
 
-    ``"l2"`` is evaluated as :math:`-\sum_k (a_{ik} - b_{jk})^2 / 2` directly
-    (no expansion), so it is an independent reference for the kernels.
+    The kernels' validation (same shapes, dtype promotion, representable
+    ``tau``) in front of :func:`numerics.infonce.logits`' formula, formed in full.
     """
     za, zb, tau, similarity = _validate(za, zb, tau, similarity)
-    if similarity == "dot":
-        S = za @ zb.T
-    elif similarity == "cosine":
-        S = (za / _row_norms(za)[:, None]) @ (zb / _row_norms(zb)[:, None]).T
-    else:
-        S = -0.5 * np.sum((za[:, None, :] - zb[None, :, :]) ** 2, axis=2)
-    return _finite_or_fail((S / tau,), za, zb, tau)[0]
+    return _finite_or_fail((_logits(za, zb, tau, similarity),), za, zb, tau)[0]
 
 
 def _as_logits(F):
@@ -354,18 +339,15 @@ def _as_logits(F):
 
 
 def clip_loss_from_logits(F):
-    r"""Dense :math:`L_N` from a square logit matrix (MATH.md §2), SciPy ``logsumexp``.
+    r"""Dense :math:`L_N` from a square logit matrix (MATH.md §2): :func:`numerics.infonce.infonce_loss`
+    at :math:`\lambda = 1/2`.
 
     .. math:: L_N = -\frac1N\operatorname{tr}F + \frac1{2N}\sum_i \operatorname{LSE}_j F_{ij}
               + \frac1{2N}\sum_j \operatorname{LSE}_i F_{ij}
     """
     F = _as_logits(F)
-    N = F.shape[0]
-    # Shift by the mean diagonal (L_N is shift invariant, MATH.md §2) so that
-    # the three sums stay small and cannot overflow for finite F.
-    F = F - np.mean(np.diag(F))
-    loss = float(-np.trace(F) / N + 0.5 * (np.sum(logsumexp(F, axis=1))
-                                           + np.sum(logsumexp(F, axis=0))) / N)
+    with np.errstate(over="ignore", invalid="ignore"):
+        loss = float(_infonce(F, 0.5))
     if not np.isfinite(loss):
         raise fail("F", F, "logits whose spread max F - min F is finite in float64")
     return loss
@@ -373,8 +355,4 @@ def clip_loss_from_logits(F):
 
 def clip_loss_grad_from_logits(F):
     r"""Dense :math:`\partial L_N/\partial F = (P + Q)/(2N) - I/N` (MATH.md §2)."""
-    F = _as_logits(F)
-    N = F.shape[0]
-    P = np.exp(F - logsumexp(F, axis=1, keepdims=True))
-    Q = np.exp(F - logsumexp(F, axis=0, keepdims=True))
-    return (P + Q) / (2 * N) - np.eye(N) / N
+    return _infonce_grad(_as_logits(F), 0.5)

@@ -11,10 +11,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ._validation import as_covariance, as_dimension, as_latent_dim, fail
+from . import gaussian
+from ._validation import as_covariance, as_dimension, as_latent_dim, as_rng, fail
 from .gaussian import _whitened, joint_covariance
 
-__all__ = ["GaussianModel", "random_orthogonal", "random_spd", "random_gaussian_model", "default_models"]
+__all__ = ["GaussianModel", "random_orthogonal", "random_spd", "random_gaussian_model", "default_models",
+           "random_encoders"]
 
 
 @dataclass(frozen=True)
@@ -151,9 +153,13 @@ def random_gaussian_model(
 def default_models(seed: int = 0, cases: int = 24, *, max_dim: int = 4) -> list[GaussianModel]:
     r"""The embedded default set of models for the main job.
 
-    Sizes cycle through :math:`1 \le n_u, n_v \le` ``max_dim``; every fourth
-    model is built with a tied correlation when the sizes allow it, and one in
-    three has a deficient cross-covariance rank.  Deterministic in ``seed``.
+    Sizes :math:`n_u, n_v` are drawn uniformly from :math:`1..` ``max_dim`` and
+    :math:`n_e` from :math:`1..\min(n_u, n_v)`.  Model ``i`` with ``i % 3 == 2``
+    draws a cross-covariance rank uniformly from :math:`1..\min(n_u, n_v)` (so
+    it is deficient only when the draw is below the full rank); model ``i`` with
+    ``i % 4 == 3`` ties :math:`\sigma_{n_e}` to :math:`\sigma_{n_e+1}` when
+    :math:`n_e` is below that rank.  Largest correlation uniform in [0.3, 0.95],
+    condition number log-uniform in [1, 100].  Deterministic in ``seed``.
     """
     rng = np.random.default_rng(seed)
     models = []
@@ -172,3 +178,21 @@ def default_models(seed: int = 0, cases: int = 24, *, max_dim: int = 4) -> list[
             )
         )
     return models
+
+
+def random_encoders(model: "GaussianModel", rng: np.random.Generator, scale: float = 1.0):
+    r"""Random linear encoders :math:`G_u = P_u C_{uu}^{-1/2}`, :math:`G_v = P_v C_{vv}^{-1/2}`
+    with Gaussian :math:`P` of entries :math:`N(0, \text{scale}^2/n)`, shapes
+    ``(n_e, n_u)`` and ``(n_e, n_v)``.
+
+    The factor :math:`C^{-1/2}` makes the embeddings :math:`O(\text{scale})`
+    whatever the conditioning of the model, so Monte Carlo variances stay
+    moderate.
+    """
+    if not isinstance(model, GaussianModel):
+        raise fail("model", model, "a numerics.models.GaussianModel")
+    rng = as_rng(rng)
+    C_uu, _, C_vv = gaussian.split_covariance(model.cov, model.n_u)
+    P_u = rng.standard_normal((model.n_e, model.n_u)) * scale / np.sqrt(model.n_u)
+    P_v = rng.standard_normal((model.n_e, model.n_v)) * scale / np.sqrt(model.n_v)
+    return P_u @ gaussian.sym_power(C_uu, -0.5), P_v @ gaussian.sym_power(C_vv, -0.5)

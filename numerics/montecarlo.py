@@ -27,21 +27,23 @@ from numbers import Integral
 import numpy as np
 from scipy.special import logsumexp
 
-from ._validation import as_choice, as_covariance, as_dimension, as_float_array, as_temperature, fail
+from . import gaussian
+from ._validation import (as_count, as_covariance, as_dimension, as_float_array, as_lambda, as_rng,
+                          as_temperature, fail)
+from .infonce import _infonce, _logits, _paired, as_similarity, check_nonzero_rows
 from .gaussian import _logdet, _true_conditionals
 
 __all__ = [
     "MCEstimate",
     "gaussian_sampler",
     "linear_encoder",
-    "pair_logits",
     "population_clip_loss_mc",
     "expected_kl_terms_mc",
     "expected_batch_loss_mc",
-    "gaussian_kl_batch",
+    "balanced_loss_mc",
+    "balanced_kl_mc",
 ]
 
-SIMILARITIES = ("dot", "l2", "cosine")
 _CHUNK = 1024  # rows of a logit block: bounds memory at _CHUNK * bank_size floats
 
 
@@ -69,28 +71,20 @@ class MCEstimate:
 # --------------------------------------------------------------------------
 # validation helpers
 # --------------------------------------------------------------------------
-def _as_count(value, name, minimum):
-    if isinstance(value, bool) or not isinstance(value, Integral) or int(value) < minimum:
-        raise fail(name, value, f"an integer >= {minimum}")
-    return int(value)
-
-
-def _as_rng(rng):
-    if not isinstance(rng, np.random.Generator):
-        raise fail("rng", rng, "a numpy.random.Generator (np.random.default_rng(seed))")
-    return rng
-
-
-def _encode(encode, x, name, width=None):
-    """Embeddings ``encode(x)``, checked to be (n, n_e) with one row per input row
-    and, when ``width`` is given, the embedding width of the other encoder."""
+def _encode(encode, x, name, similarity, width=None):
+    """Embeddings ``encode(x)``, checked to be (n, n_e) with one row per input row,
+    when ``width`` is given the embedding width of the other encoder, and rows
+    of non-zero norm under cosine similarity; errors name the encoder."""
     z = np.asarray(encode(x))
     if z.ndim != 2 or z.shape[0] != x.shape[0] or z.shape[1] < 1 \
             or (width is not None and z.shape[1] != width):
         cols = "n_e" if width is None else str(width)
         raise fail(name, z, f"an encoder returning an array of shape ({x.shape[0]}, {cols}) "
                             "(one embedding per input row, the same width for both encoders)")
-    return as_float_array(name, z, ndim=2).astype(np.float64, copy=False)
+    z = as_float_array(name, z, ndim=2).astype(np.float64, copy=False)
+    if similarity == "cosine":
+        check_nonzero_rows(name, z)
+    return z
 
 
 def _sample(sample, rng, n):
@@ -128,49 +122,6 @@ def linear_encoder(G):
     r"""The linear encoder :math:`x \mapsto G x` as a function of a batch (rows are inputs)."""
     G = as_float_array("G", G, ndim=2).astype(np.float64, copy=False)
     return lambda x: np.asarray(x) @ G.T
-
-
-def _logits(za, zb, tau, similarity):
-    # Rectangular (n, m) blocks, so not numerics.kernels.clip_logits (square,
-    # direct L2); the same zero-norm convention: callers reject zero cosine
-    # embeddings with _check_norms first.
-    if similarity == "dot":
-        S = za @ zb.T
-    elif similarity == "cosine":
-        S = (za / np.linalg.norm(za, axis=1)[:, None]) @ (zb / np.linalg.norm(zb, axis=1)[:, None]).T
-    else:
-        S = za @ zb.T - 0.5 * np.sum(za * za, axis=1)[:, None] - 0.5 * np.sum(zb * zb, axis=1)[None, :]
-    return S / tau
-
-
-def _paired_logits(za, zb, tau, similarity):
-    if similarity == "dot":
-        s = np.einsum("ij,ij->i", za, zb)
-    elif similarity == "cosine":
-        s = np.einsum("ij,ij->i", za, zb) / (np.linalg.norm(za, axis=1) * np.linalg.norm(zb, axis=1))
-    else:
-        s = -0.5 * np.sum((za - zb) ** 2, axis=1)
-    return s / tau
-
-
-def pair_logits(za, zb, tau, similarity="dot"):
-    r"""Logits :math:`f_{ik} = s(a_i, b_k)/\tau` of every pair, shape (n, m) (MATH.md §1)."""
-    za = as_float_array("za", za, ndim=2).astype(np.float64, copy=False)
-    zb = as_float_array("zb", zb, ndim=2).astype(np.float64, copy=False)
-    if za.shape[1] != zb.shape[1]:
-        raise fail("zb", zb, f"embeddings of dimension {za.shape[1]} like za")
-    tau = as_temperature(tau)
-    similarity = as_choice(similarity, SIMILARITIES, "similarity")
-    _check_norms(similarity, za, zb)
-    return _logits(za, zb, tau, similarity)
-
-
-def _check_norms(similarity, *zs):
-    if similarity == "cosine":
-        for k, z in enumerate(zs):
-            if np.any(np.linalg.norm(z, axis=1) == 0):
-                raise fail("encode_u" if k == 0 else "encode_v", z,
-                           "embeddings of non-zero norm for cosine similarity")
 
 
 # --------------------------------------------------------------------------
@@ -213,10 +164,10 @@ def _validate_common(encode_u, encode_v, tau, similarity, n_samples, rng, bank_s
     if not callable(encode_v):
         raise fail("encode_v", encode_v, "a callable mapping a batch (n, n_v) to (n, n_e)")
     tau = as_temperature(tau)
-    similarity = as_choice(similarity, SIMILARITIES, "similarity")
-    n_samples = _as_count(n_samples, "n_samples", 2)
-    bank_size = n_samples if bank_size is None else _as_count(bank_size, "bank_size", 2)
-    return tau, similarity, n_samples, _as_rng(rng), bank_size
+    similarity = as_similarity(similarity)
+    n_samples = as_count(n_samples, "n_samples", 2)
+    bank_size = n_samples if bank_size is None else as_count(bank_size, "bank_size", 2)
+    return tau, similarity, n_samples, as_rng(rng), bank_size
 
 
 def population_clip_loss_mc(sample, encode_u, encode_v, tau, similarity, n_samples, rng,
@@ -257,12 +208,11 @@ def population_clip_loss_mc(sample, encode_u, encode_v, tau, similarity, n_sampl
         raise fail("sample", sample, "a callable sample(rng, n) -> (u, v)")
     u, v = _sample(sample, rng, n)
     ub, vb = _sample(sample, rng, M)
-    za = _encode(encode_u, u, "encode_u")
-    zb = _encode(encode_v, v, "encode_v", za.shape[1])
-    zab, zbb = _encode(encode_u, ub, "encode_u", za.shape[1]), _encode(encode_v, vb, "encode_v", za.shape[1])
-    _check_norms(similarity, za, zb)
-    _check_norms(similarity, zab, zbb)
-    f = _paired_logits(za, zb, tau, similarity)
+    za = _encode(encode_u, u, "encode_u", similarity)
+    zb = _encode(encode_v, v, "encode_v", similarity, za.shape[1])
+    zab = _encode(encode_u, ub, "encode_u", similarity, za.shape[1])
+    zbb = _encode(encode_v, vb, "encode_v", similarity, za.shape[1])
+    f = _paired(za, zb, tau, similarity)
     lzv, cv, infl_v = _log_partition(za, zbb, tau, similarity)
     lzu, cu, infl_u = _log_partition(zb, zab, tau, similarity)
     h = -f + 0.5 * lzv + 0.5 * lzu
@@ -283,27 +233,21 @@ def _gaussian_logpdf(x, mean, L, logdet):
 
 
 def _one_kl(rng, n, M, x_chol, x_dim, M_map, S_cond, target_chol, target_logdet,
-            enc_x, enc_y, tau, similarity, x_first):
-    r"""E_x KL(mu_{y|x} || nu_{y|x}), y the target modality; x ~ N(0, C_xx)."""
+            enc_x, enc_y, tau, similarity):
+    r"""E_x KL(mu_{y|x} || nu_{y|x}), y the target modality; x ~ N(0, C_xx).
+
+    Every similarity is symmetric, :math:`s(a, b) = s(b, a)`, so the logit and
+    the log-partition :math:`\log Z_y(x)` need no orientation.
+    """
     x = rng.standard_normal((n, x_dim)) @ x_chol.T
     Ls = np.linalg.cholesky(S_cond)
     y = x @ M_map.T + rng.standard_normal((n, S_cond.shape[0])) @ Ls.T
     bank = rng.standard_normal((M, target_chol.shape[0])) @ target_chol.T
-    zx = _encode(enc_x[0], x, enc_x[1])
-    zy = _encode(enc_y[0], y, enc_y[1], zx.shape[1])
-    zbank = _encode(enc_y[0], bank, enc_y[1], zx.shape[1])
-    _check_norms(similarity, zx, zy)
-    _check_norms(similarity, zbank)
-    if x_first:
-        f = _paired_logits(zx, zy, tau, similarity)
-    else:
-        f = _paired_logits(zy, zx, tau, similarity)
-    # Z_y(x) = E_{y'~mu_y} exp f(x, y'); the logit is symmetric in its
-    # arguments' roles only through `similarity`, so orient it as (u, v).
-    if x_first:
-        lz, corr, infl = _log_partition(zx, zbank, tau, similarity)
-    else:
-        lz, corr, infl = _log_partition_cols(zbank, zx, tau, similarity)
+    zx = _encode(enc_x[0], x, enc_x[1], similarity)
+    zy = _encode(enc_y[0], y, enc_y[1], similarity, zx.shape[1])
+    zbank = _encode(enc_y[0], bank, enc_y[1] + " (bank)", similarity, zx.shape[1])
+    f = _paired(zx, zy, tau, similarity)
+    lz, corr, infl = _log_partition(zx, zbank, tau, similarity)
     log_true = _gaussian_logpdf(y, x @ M_map.T, Ls, _logdet(S_cond))
     log_marg = _gaussian_logpdf(y, 0.0, target_chol, target_logdet)
     # log nu_{y|x}(y) = f(x, y) + log mu_y(y) - log Z_y(x)
@@ -313,14 +257,6 @@ def _one_kl(rng, n, M, x_chol, x_dim, M_map, S_cond, target_chol, target_logdet,
     return MCEstimate(est, float(np.hypot(se_h, se_bank)), n,
                       {"bank_size": M, "bias_correction": float(corr.mean()),
                        "se_samples": se_h, "se_bank": se_bank})
-
-
-def _log_partition_cols(zu_bank, zv, tau, similarity):
-    """log Z_u(v_i) = log E_{u'} exp f(u', v_i): the same estimator with roles swapped."""
-    if similarity in ("dot", "cosine", "l2"):
-        # All three similarities are symmetric in their two arguments.
-        return _log_partition(zv, zu_bank, tau, similarity)
-    raise AssertionError(similarity)  # pragma: no cover
 
 
 def expected_kl_terms_mc(cov, n_u, encode_u, encode_v, tau, similarity, n_samples, rng,
@@ -351,9 +287,9 @@ def expected_kl_terms_mc(cov, n_u, encode_u, encode_v, tau, similarity, n_sample
     L_uu, L_vv = np.linalg.cholesky(C_uu), np.linalg.cholesky(C_vv)
     eu, ev = (encode_u, "encode_u"), (encode_v, "encode_v")
     kl_v = _one_kl(rng, n, M, L_uu, n_u, M_v, S_v, L_vv, _logdet(C_vv), eu, ev,
-                   tau, similarity, True)
+                   tau, similarity)
     kl_u = _one_kl(rng, n, M, L_vv, cov.shape[0] - n_u, M_u, S_u, L_uu, _logdet(C_uu), ev, eu,
-                   tau, similarity, False)
+                   tau, similarity)
     return kl_v, kl_u
 
 
@@ -374,27 +310,22 @@ def expected_batch_loss_mc(sample, encode_u, encode_v, tau, similarity, batch_si
     if not callable(sample):
         raise fail("sample", sample, "a callable sample(rng, n) -> (u, v)")
     tau, similarity, _, rng, _ = _validate_common(encode_u, encode_v, tau, similarity, 2, rng, 2)
-    N = _as_count(batch_size, "batch_size", 1)
-    R = _as_count(n_batches, "n_batches", 2)
+    N = as_count(batch_size, "batch_size", 1)
+    R = as_count(n_batches, "n_batches", 2)
     u, v = _sample(sample, rng, N * R)
-    za = _encode(encode_u, u, "encode_u")
-    zb = _encode(encode_v, v, "encode_v", za.shape[1])
-    _check_norms(similarity, za, zb)
+    za = _encode(encode_u, u, "encode_u", similarity)
+    zb = _encode(encode_v, v, "encode_v", similarity, za.shape[1])
     values = np.empty(R)
     if N <= 256:
-        # The formula of numerics.kernels.clip_loss_from_logits, applied to a
-        # stack of batches at once: that function takes one matrix and costs
-        # ~170 us per call in validation and dispatch, which for thousands of
+        # The dense InfoNCE of numerics.infonce on a stack of batches at once:
+        # one validated call per matrix costs ~170 us, which for thousands of
         # small batches (N = 4 .. 64) would dominate the run time.
         step = max(1, 2**22 // (N * N))
         for s in range(0, R, step):
             k = min(R, s + step) - s
             A = za[s * N:(s + k) * N].reshape(k, N, -1)
             B = zb[s * N:(s + k) * N].reshape(k, N, -1)
-            F = np.stack([_logits(A[t], B[t], tau, similarity) for t in range(k)])
-            diag = np.trace(F, axis1=1, axis2=2)
-            values[s:s + k] = (-diag + 0.5 * (logsumexp(F, axis=2).sum(axis=1)
-                                              + logsumexp(F, axis=1).sum(axis=1))) / N
+            values[s:s + k] = _infonce(_logits(A, B, tau, similarity), 0.5)
     else:
         for t in range(R):
             values[t] = clip_loss(za[t * N:(t + 1) * N], zb[t * N:(t + 1) * N], tau, similarity)
@@ -403,51 +334,81 @@ def expected_batch_loss_mc(sample, encode_u, encode_v, tau, similarity, batch_si
 
 
 # --------------------------------------------------------------------------
-# batched Gaussian KL
+# the lambda-balanced loss L_lambda for any similarity (two routes)
 # --------------------------------------------------------------------------
-def _as_batch(name, x, ndim_item):
-    arr = as_float_array(name, x).astype(np.float64, copy=False)
-    if arr.ndim != ndim_item + 1:
-        raise fail(name, arr, f"an array with a leading batch axis and {ndim_item} more axes")
-    return arr
+def _linear_encoders(G_u, G_v, tau, cov, n_u):
+    from .variants import _encoders
+
+    cov, n_u = gaussian._validated(cov, n_u)
+    G_u, G_v, tau = _encoders(G_u, G_v, tau, n_u, cov.shape[0] - n_u)
+    return G_u, G_v, tau, cov, n_u
 
 
-def gaussian_kl_batch(m1, S1, m2, S2):
-    r"""Batched :math:`KL(N(m_1, S_1)\|N(m_2, S_2))` over a leading batch axis (MATH.md §4).
+def balanced_loss_mc(G_u, G_v, tau, cov, n_u, lam, *, similarity="cosine", n_samples=4096,
+                     batch=256, rng=None):
+    r"""Monte Carlo estimate of the forward :math:`L_\lambda` through its InfoNCE form
+    (MATH.md §3, §4.3), for linear encoders and any similarity.
 
-    .. math:: \tfrac12[\operatorname{tr}(S_2^{-1}S_1) - n + (m_2 - m_1)^T S_2^{-1}(m_2 - m_1)
-              + \log\det S_2 - \log\det S_1]
+    .. math:: L_\lambda = I + E[L_{N,\lambda}] - \log N + O(1/N),
 
-    Parameters
-    ----------
-    m1, m2 : array_like, shape (B, n)
-    S1, S2 : array_like, shape (B, n, n)
-        Symmetric positive definite.
+    with :math:`L_{N,\lambda}` the dense balanced InfoNCE of a batch
+    (:func:`numerics.infonce.infonce_loss`) and :math:`I` the Gaussian mutual
+    information (closed form).  The ``n_samples`` pairs drawn from :math:`N(0, C)`
+    form independent batches of ``batch`` pairs; the standard error is over
+    batches.  The nested :math:`\log E\exp` carries a Jensen bias
+    :math:`O(1/\text{batch})` that the standard error does not include.
 
     Returns
     -------
-    ndarray, shape (B,)
+    MCEstimate
+        ``detail`` holds the batch size and the number of batches.
     """
-    m1, m2 = _as_batch("m1", m1, 1), _as_batch("m2", m2, 1)
-    S1, S2 = _as_batch("S1", S1, 2), _as_batch("S2", S2, 2)
-    B, n = m1.shape
-    for name, arr, shape in (("m2", m2, (B, n)), ("S1", S1, (B, n, n)), ("S2", S2, (B, n, n))):
-        if arr.shape != shape:
-            raise fail(name, arr, f"shape {shape} (batch and size of m1)")
-    if n < 1:
-        raise fail("m1", m1, "vectors of length >= 1")
-    chol = []
-    for name, S in (("S1", S1), ("S2", S2)):
-        scale = np.max(np.abs(S), axis=(1, 2), keepdims=True)
-        if np.any(np.abs(S - np.swapaxes(S, 1, 2)) > 64 * np.finfo(np.float64).eps * scale):
-            raise fail(name, S, "symmetric matrices")
-        try:
-            chol.append(np.linalg.cholesky(0.5 * (S + np.swapaxes(S, 1, 2))))
-        except np.linalg.LinAlgError:
-            raise fail(name, S, "positive definite matrices") from None
-    L1, L2 = chol
-    X = np.linalg.solve(L2, L1)  # L2^{-1} L1: tr(S2^{-1} S1) = |X|_F^2
-    tr = np.sum(X * X, axis=(1, 2))
-    d = np.linalg.solve(L2, (m2 - m1)[..., None])[..., 0]
-    logdet = lambda L: 2.0 * np.sum(np.log(np.diagonal(L, axis1=1, axis2=2)), axis=1)
-    return 0.5 * (tr - n + np.sum(d * d, axis=1) + logdet(L2) - logdet(L1))
+    G_u, G_v, tau, cov, n_u = _linear_encoders(G_u, G_v, tau, cov, n_u)
+    lam = as_lambda(lam)
+    similarity = as_similarity(similarity)
+    batch = as_count(batch, "batch", 2)
+    n_samples = as_count(n_samples, "n_samples", 2 * batch)
+    rng = np.random.default_rng(0) if rng is None else as_rng(rng)
+    n_b = n_samples // batch
+    L = np.linalg.cholesky(cov)
+    z = rng.standard_normal((n_b, batch, cov.shape[0])) @ L.T
+    za, zb = z[..., :n_u] @ G_u.T, z[..., n_u:] @ G_v.T
+    if similarity == "cosine":
+        check_nonzero_rows("G_u", za)
+        check_nonzero_rows("G_v", zb)
+    with np.errstate(over="ignore", invalid="ignore"):
+        vals = _infonce(_logits(za, zb, tau, similarity), lam) - np.log(batch)
+    if not np.all(np.isfinite(vals)):
+        raise fail("G_u, G_v, tau", (G_u, G_v, tau), "encoders whose logits are finite in float64")
+    est, se = _mean_se(vals)
+    I = gaussian._mutual_information(cov, n_u)
+    return MCEstimate(est + I, se, n_b * batch, {"batch": batch, "n_batches": n_b})
+
+
+def balanced_kl_mc(G_u, G_v, tau, cov, n_u, lam, *, similarity="cosine", n_samples=20000,
+                   rng=None, bank_size=None):
+    r"""Monte Carlo estimate of the forward :math:`L_\lambda` through its KL form
+    (MATH.md §3, §4.3), for linear encoders and any similarity:
+
+    .. math:: L_\lambda = \lambda\, E_v KL(\mu_{u|v}\|\nu_{u|v})
+              + (1-\lambda)\, E_u KL(\mu_{v|u}\|\nu_{v|u}),
+
+    each term from :func:`expected_kl_terms_mc` (exact Gaussian data densities,
+    bias-corrected log-partitions).  The two terms use independent draws, so
+    the standard errors combine as :math:`\sqrt{\lambda^2 s_u^2 + (1-\lambda)^2 s_v^2}`.
+
+    Returns
+    -------
+    MCEstimate
+        ``detail`` holds both terms' estimates.
+    """
+    G_u, G_v, tau, cov, n_u = _linear_encoders(G_u, G_v, tau, cov, n_u)
+    lam = as_lambda(lam)
+    similarity = as_similarity(similarity)
+    rng = np.random.default_rng(0) if rng is None else as_rng(rng)
+    kv, ku = expected_kl_terms_mc(cov, n_u, linear_encoder(G_u), linear_encoder(G_v), tau,
+                                  similarity, n_samples, rng, bank_size=bank_size)
+    est = lam * ku.estimate + (1 - lam) * kv.estimate
+    se = float(np.hypot(lam * ku.standard_error, (1 - lam) * kv.standard_error))
+    return MCEstimate(float(est), se, kv.n_samples,
+                      {"kl_v": kv.estimate, "kl_u": ku.estimate})

@@ -15,7 +15,10 @@ indexed by :math:`u`), :math:`\lambda = 1` only the :math:`u|v` term and
 Gaussian closed forms are given for linear encoders with the bilinear logit
 :math:`f = u^T A v` (§4.1) and the L2 logit
 :math:`f = -|G_u u - G_v v|^2 / (2\tau)` (§4.2); the cosine logit has no
-closed form and is estimated by Monte Carlo (§4.3).
+closed form and is estimated by Monte Carlo (§4.3,
+:func:`numerics.montecarlo.balanced_loss_mc`, :func:`numerics.montecarlo.balanced_kl_mc`).
+Minimisers are found by :func:`numerics.optimize.minimize_factors` on the
+objectives built here; the finite-sample losses live in :mod:`numerics.infonce`.
 
 Conventions: every ``*_kl_terms`` function returns ``(kl_v, kl_u)`` with
 ``kl_v`` the :math:`v|u` term :math:`E_{\mu_u} D(\mu_{v|u}\|\nu_{v|u})` and
@@ -24,12 +27,8 @@ raises :class:`numerics.InvalidInputError`; the ``_`` helpers do no checking.
 """
 from __future__ import annotations
 
-import warnings
-from dataclasses import dataclass, field
-
 import numpy as np
-from scipy.optimize import minimize
-from scipy.special import logsumexp
+from scipy.optimize import minimize_scalar
 
 from ._validation import (
     as_bilinear,
@@ -40,23 +39,19 @@ from ._validation import (
     as_temperature,
     fail,
 )
-from . import gaussian, montecarlo
-from .kernels import clip_logits
-from .montecarlo import _as_count, _as_rng
+from . import gaussian
 from .gaussian import (
     _blocks,
     _expected_gaussian_kl,
     _logdet,
     _mutual_information,
-    _sym_power,
+    sym_power,
     _true_conditionals,
     _whitened,
 )
 
 __all__ = [
     "DIVERGENCES",
-    "SIMILARITIES",
-    "bilinear_conditionals",
     "l2_conditionals",
     "bilinear_kl_terms",
     "l2_kl_terms",
@@ -69,19 +64,11 @@ __all__ = [
     "l2_one_sided_minimum",
     "l2_one_sided_minimizer",
     "projected_regression_maps",
-    "EncoderFit",
-    "minimize_encoders",
     "l2_balanced_objective",
-    "bilinear_factor_objective",
-    "logits",
-    "empirical_balanced_infonce",
-    "empirical_balanced_infonce_grad",
-    "monte_carlo_balanced_loss",
-    "monte_carlo_balanced_kl",
+    "two_sided_diagonal_value",
 ]
 
 DIVERGENCES = ("forward", "reverse")
-SIMILARITIES = ("bilinear", "l2", "cosine")
 
 
 # --------------------------------------------------------------------------
@@ -100,10 +87,10 @@ def _validated(cov, n_u):
 TILT_LIMIT = 1e12
 
 
-def _check_tilt(G_u, G_v, tau, cov, n_u):
+def _check_tilt(G_u, G_v, tau, cov, n_u, names=("G_u", "G_v")):
     """Reject L2 encoders whose tilt |G|^2/tau is too strong for float64 (TILT_LIMIT)."""
     C_uu, _, C_vv = _blocks(cov, n_u)
-    for name, G, C in (("G_u", G_u, C_uu), ("G_v", G_v, C_vv)):
+    for name, G, C in ((names[0], G_u, C_uu), (names[1], G_v, C_vv)):
         with np.errstate(over="ignore", invalid="ignore"):
             g = float(np.linalg.norm(G @ C @ G.T, 2)) if np.all(np.isfinite(G @ C @ G.T)) else np.inf
         if not g / tau <= TILT_LIMIT:
@@ -130,27 +117,15 @@ def _as_encoder(G, n, name, n_e=None):
     return arr
 
 
-def _encoders(G_u, G_v, tau, n_u, n_v):
-    G_u = _as_encoder(G_u, n_u, "G_u")
-    G_v = _as_encoder(G_v, n_v, "G_v", G_u.shape[0])
+def _encoders(G_u, G_v, tau, n_u, n_v, names=("G_u", "G_v")):
+    G_u = _as_encoder(G_u, n_u, names[0])
+    G_v = _as_encoder(G_v, n_v, names[1], G_u.shape[0])
     return G_u, G_v, as_temperature(tau)
 
 
 # --------------------------------------------------------------------------
 # model conditionals
 # --------------------------------------------------------------------------
-def bilinear_conditionals(A, cov, n_u):
-    r"""Model conditionals of the bilinear tilt :math:`f = u^T A v` (MATH.md §4.1).
-
-    .. math:: \nu_{v|u} = N(C_{vv} A^T u,\ C_{vv}), \qquad
-              \nu_{u|v} = N(C_{uu} A v,\ C_{uu}).
-
-    Returns ``(N_v, Sigma_v, N_u, Sigma_u)``: the mean maps and covariances.
-    The covariances do not depend on ``A``: the bilinear tilt moves means only.
-    """
-    return gaussian.bilinear_model_conditionals(A, cov, n_u)
-
-
 def l2_conditionals(G_u, G_v, tau, cov, n_u):
     r"""Model conditionals of the L2 tilt :math:`f = -|G_u u - G_v v|^2/(2\tau)` (MATH.md §4.2).
 
@@ -202,8 +177,8 @@ def projected_regression_maps(cov, n_u, n_e):
     C_uu, _, C_vv = _blocks(cov, n_u)
     U, s, Vt = np.linalg.svd(_whitened(cov, n_u), full_matrices=False)
     Bt = (Vt[:n_e].T * s[:n_e]) @ U[:, :n_e].T
-    PM_v = _sym_power(C_vv, 0.5) @ Bt @ _sym_power(C_uu, -0.5)
-    PM_u = _sym_power(C_uu, 0.5) @ Bt.T @ _sym_power(C_vv, -0.5)
+    PM_v = sym_power(C_vv, 0.5) @ Bt @ sym_power(C_uu, -0.5)
+    PM_u = sym_power(C_uu, 0.5) @ Bt.T @ sym_power(C_vv, -0.5)
     return PM_v, PM_u
 
 
@@ -368,8 +343,8 @@ def l2_infonce_terms_grad(H_u, H_v, cov, n_u):
     Returns ``(values, grads)`` with ``grads[k] = (d/dH_u, d/dH_v)`` of term ``k``.
     """
     cov, n_u = _validated(cov, n_u)
-    H_u, H_v, _ = _encoders(H_u, H_v, 1.0, n_u, cov.shape[0] - n_u)
-    _check_tilt(H_u, H_v, 1.0, cov, n_u)
+    H_u, H_v, _ = _encoders(H_u, H_v, 1.0, n_u, cov.shape[0] - n_u, names=("H_u", "H_v"))
+    _check_tilt(H_u, H_v, 1.0, cov, n_u, names=("H_u", "H_v"))
     return _l2_infonce(H_u, H_v, cov, n_u, grad=True)
 
 
@@ -415,117 +390,16 @@ def l2_one_sided_minimizer(cov, n_u, n_e, tau=1.0):
     s = s[:n_e]
     b = np.sqrt(tau * s**2 / (1 - s**2))
     a = np.where(s > 0, np.sqrt(tau / (1 - s**2)), 0.0)
-    G_u = a[:, None] * (U[:, :n_e].T @ _sym_power(C_uu, -0.5))
-    G_v = b[:, None] * (Vt[:n_e] @ _sym_power(C_vv, -0.5))
+    G_u = a[:, None] * (U[:, :n_e].T @ sym_power(C_uu, -0.5))
+    G_v = b[:, None] * (Vt[:n_e] @ sym_power(C_vv, -0.5))
     return G_u, G_v
 
 
 # --------------------------------------------------------------------------
-# optimisation over encoders
+# objectives for numerics.optimize.minimize_factors
 # --------------------------------------------------------------------------
-@dataclass
-class EncoderFit:
-    r"""Result of :func:`minimize_encoders`.
-
-    Attributes
-    ----------
-    G_u : ndarray, shape (n_e, n_u)
-    G_v : ndarray, shape (n_e, n_v)
-        Encoders at the best start.
-    value : float
-        Objective at the best start.
-    start_values : ndarray
-        Final value of every start (the landscape diagnostic).
-    converged : bool
-        Whether the best start met the optimiser's convergence test.
-    n_iter : int
-    """
-
-    G_u: np.ndarray
-    G_v: np.ndarray
-    value: float
-    start_values: np.ndarray
-    converged: bool
-    n_iter: int = 0
-    messages: list = field(default_factory=list)
-
-
-def minimize_encoders(objective, n_u, n_v, n_e, *, starts=4, rng=None, init=None,
-                      init_scale=0.7, gtol=1e-10, maxiter=5000):
-    r"""Minimise ``objective(G_u, G_v) -> (value, (dG_u, dG_v))`` over linear encoders
-    :math:`G_u \in R^{n_e\times n_u}`, :math:`G_v \in R^{n_e\times n_v}` by BFGS.
-
-    For the L2 logit pass the scaled encoders :math:`H = G/\sqrt\tau` (the
-    temperature is redundant with their scale); for the bilinear logit the
-    gradient in the factors is :math:`(G_v \nabla_A^T, G_u \nabla_A)`.
-
-    Parameters
-    ----------
-    objective : callable
-    n_u, n_v, n_e : int
-    starts : int
-        Random starts (Gaussian entries of standard deviation ``init_scale``);
-        the best final value is kept.
-    rng : numpy.random.Generator, optional
-        Source of the starts (``default_rng(0)`` if omitted).
-    init : tuple of ndarray, optional
-        ``(G_u, G_v)`` used as the first start (a warm start).
-
-    Warns
-    -----
-    RuntimeWarning
-        If the best start did not meet the convergence test.
-
-    Notes
-    -----
-    Dense BFGS rather than L-BFGS-B: the problems have at most a few dozen
-    variables, and the per-iteration overhead of L-BFGS-B dominates there.
-    """
-    if not callable(objective):
-        raise fail("objective", objective, "a callable objective(G_u, G_v) -> (value, (dG_u, dG_v))")
-    n_u, n_v = _as_count(n_u, "n_u", 1), _as_count(n_v, "n_v", 1)
-    n_e = as_latent_dim(n_e, n_u, n_v)
-    starts = _as_count(starts, "starts", 1)
-    maxiter = _as_count(maxiter, "maxiter", 1)
-    for name, x in (("init_scale", init_scale), ("gtol", gtol)):
-        if isinstance(x, bool) or not isinstance(x, (int, float, np.integer, np.floating)) \
-                or not np.isfinite(x) or x <= 0:
-            raise fail(name, x, "a finite number > 0")
-    rng = np.random.default_rng(0) if rng is None else _as_rng(rng)
-    if init is not None:
-        if not isinstance(init, (tuple, list)) or len(init) != 2:
-            raise fail("init", init, f"a pair (G_u, G_v) of shapes ({n_e}, {n_u}) and ({n_e}, {n_v})")
-        init = (_as_encoder(init[0], n_u, "init[0]", n_e), _as_encoder(init[1], n_v, "init[1]", n_e))
-    nu = n_e * n_u
-
-    def fun(x):
-        val, (gu, gv) = objective(x[:nu].reshape(n_e, n_u), x[nu:].reshape(n_e, n_v))
-        return float(val), np.concatenate([np.ravel(gu), np.ravel(gv)])
-
-    best, values, messages = None, [], []
-    for k in range(starts):
-        if k == 0 and init is not None:
-            x0 = np.concatenate([np.ravel(init[0]), np.ravel(init[1])])
-        else:
-            x0 = init_scale * rng.standard_normal(n_e * (n_u + n_v))
-        with np.errstate(over="ignore"):
-            res = minimize(fun, x0, jac=True, method="BFGS", options={"gtol": gtol, "maxiter": maxiter})
-        values.append(float(res.fun))
-        messages.append(str(res.message))
-        if best is None or res.fun < best.fun:
-            best = res
-    # BFGS reports "precision loss" once the decrease is below rounding: that
-    # is convergence for these smooth objectives, judged by the caller's checks.
-    ok = bool(best.success) or "precision" in str(best.message)
-    if not ok:
-        warnings.warn(f"minimize_encoders: best of {starts} starts did not converge "
-                      f"({best.message})", RuntimeWarning, stacklevel=2)
-    return EncoderFit(best.x[:nu].reshape(n_e, n_u).copy(), best.x[nu:].reshape(n_e, n_v).copy(),
-                      float(best.fun), np.array(values), ok, int(best.nit), messages)
-
-
 def l2_balanced_objective(cov, n_u, lam):
-    r"""Objective for :func:`minimize_encoders`: the forward :math:`L_\lambda` of the L2 model
+    r"""Objective for :func:`numerics.optimize.minimize_factors`: the forward :math:`L_\lambda` of the L2 model
     in the InfoNCE form :math:`I - E f + \lambda E\log Z_u + (1-\lambda)E\log Z_v`
     (:func:`l2_infonce_terms`) and its gradient in the scaled encoders ``H``."""
     cov, n_u = _validated(cov, n_u)
@@ -541,146 +415,33 @@ def l2_balanced_objective(cov, n_u, lam):
     return objective
 
 
-def bilinear_factor_objective(loss_and_grad):
-    r"""Lift ``loss_and_grad(A) -> (value, grad_A)`` to factors :math:`A = G_u^T G_v`
-    for :func:`minimize_encoders` (chain rule :math:`(G_v \nabla_A^T, G_u \nabla_A)`)."""
-
-    def objective(G_u, G_v):
-        value, gA = loss_and_grad(G_u.T @ G_v)
-        return value, (G_v @ gA.T, G_u @ gA)
-
-    return objective
-
-
 # --------------------------------------------------------------------------
-# finite-sample losses and Monte Carlo
+# Proposition G4: the two-sided L2 loss on diagonal encoders
 # --------------------------------------------------------------------------
-def _logits(X_u, X_v, similarity, tau):
-    # One logit matrix for the whole package: numerics.kernels.clip_logits.  A
-    # zero embedding has no direction, so cosine similarity rejects it (as
-    # numerics.montecarlo does); the error names the encoder that produced it.
-    if similarity == "cosine":
-        for name, X in (("G_u", X_u), ("G_v", X_v)):
-            zero = np.flatnonzero(np.linalg.norm(X, axis=1) == 0)
-            if zero.size:
-                raise fail(name, X, "an encoder giving embeddings of non-zero norm for cosine "
-                                    f"similarity (embedding {int(zero[0])} is 0)")
-    return clip_logits(X_u, X_v, tau, "dot" if similarity == "bilinear" else similarity)
+def _one_pair_kl_sum(a, b, s):
+    r"""Two-sided KL sum of one canonical pair with scalar encoders ``a``, ``b`` (H scale):
+    :math:`\tfrac12(KL_v + KL_u)` from the 2 x 2 model, through :func:`l2_kl_terms`."""
+    cov = np.array([[1.0, s], [s, 1.0]])
+    kv, ku = l2_kl_terms([[a]], [[b]], 1.0, cov, 1)
+    return 0.5 * (kv + ku)
 
 
-def logits(u, v, G_u, G_v, tau, *, similarity="bilinear"):
-    r"""Logit matrix :math:`F_{ij} = s(G_u u_i, G_v v_j)/\tau` of a batch (MATH.md §1).
+def two_sided_diagonal_value(sigma):
+    r"""Smallest two-sided L2 loss :math:`\tfrac12(E KL_v + E KL_u)` among *diagonal* encoders
+    in canonical coordinates with :math:`a_i = b_i`: the sum over pairs of a scalar minimum.
 
-    ``u`` has shape ``(N, n_u)``, ``v`` shape ``(N, n_v)``; positives lie on the
-    diagonal.  Similarities: ``"bilinear"`` :math:`\langle g_u, g_v\rangle`,
-    ``"l2"`` :math:`-|g_u - g_v|^2/2`, ``"cosine"`` the cosine.
+    Any such encoder is feasible for the full problem, so this is an upper bound
+    on the two-sided minimum; pairs with :math:`\sigma_i = 0` contribute 0.
     """
-    similarity = as_choice(similarity, SIMILARITIES, "similarity")
-    u = as_float_array("u", u, ndim=2).astype(np.float64, copy=False)
-    v = as_float_array("v", v, ndim=2).astype(np.float64, copy=False)
-    if v.shape[0] != u.shape[0]:
-        raise fail("v", v, f"an array with {u.shape[0]} rows (as many pairs as u)")
-    G_u, G_v, tau = _encoders(G_u, G_v, tau, u.shape[1], v.shape[1])
-    return _logits(u @ G_u.T, v @ G_v.T, similarity, tau)
-
-
-def _as_logit_matrix(F):
-    F = as_float_array("F", F, ndim=2).astype(np.float64, copy=False)
-    if F.shape[0] != F.shape[1] or F.shape[0] < 2:
-        raise fail("F", F, "a square N x N logit matrix with N >= 2")
-    return F
-
-
-def empirical_balanced_infonce(F, lam):
-    r"""Finite-sample :math:`\lambda`-balanced InfoNCE of a logit matrix (MATH.md §2, §3).
-
-    .. math:: L_{N,\lambda} = -\frac1N\sum_i F_{ii}
-              + \frac{1-\lambda}{N}\sum_i \log\frac1N\sum_j e^{F_{ij}}
-              + \frac{\lambda}{N}\sum_j \log\frac1N\sum_i e^{F_{ij}},
-
-    the estimator of :math:`L_\lambda - I` (forward divergence): rows normalise
-    over :math:`v` (the :math:`v|u` term), columns over :math:`u`.
-    :math:`\lambda = \tfrac12` is the CLIP loss minus :math:`\log N`.
-    """
-    F = _as_logit_matrix(F)
-    lam = as_lambda(lam)
-    N = F.shape[0]
-    d = np.diag(F)
-    # Subtract each positive logit inside its own log-sum-exp before averaging:
-    # the terms LSE - F_ii are moderate even when the logits are huge, so the
-    # mean does not overflow for finite F.
-    with np.errstate(over="ignore", invalid="ignore"):
-        per = (1 - lam) * (logsumexp(F, axis=1) - d) + lam * (logsumexp(F, axis=0) - d)
-        value = float(np.sum(per / N)) - np.log(N)
-    if not np.isfinite(value):
-        raise fail("F", F, "finite logits whose spread max F - F_ii fits in float64")
-    return value
-
-
-def empirical_balanced_infonce_grad(F, lam):
-    r"""Gradient of :func:`empirical_balanced_infonce` in ``F``:
-    :math:`((1-\lambda) P + \lambda Q - I)/N`, with ``P`` the row softmax and
-    ``Q`` the column softmax."""
-    F = _as_logit_matrix(F)
-    lam = as_lambda(lam)
-    N = F.shape[0]
-    P = np.exp(F - logsumexp(F, axis=1, keepdims=True))
-    Q = np.exp(F - logsumexp(F, axis=0, keepdims=True))
-    return ((1 - lam) * P + lam * Q - np.eye(N)) / N
-
-
-def monte_carlo_balanced_loss(G_u, G_v, tau, cov, n_u, lam, *, similarity="cosine",
-                              n_samples=4096, batch=256, rng=None):
-    r"""Monte Carlo estimate of the forward :math:`L_\lambda - I` for any similarity
-    (MATH.md §3, §4.3; the cosine logit has no closed form).
-
-    The ``n_samples`` pairs drawn from :math:`N(0, C)` are split into
-    independent batches of ``batch`` pairs; each batch gives
-    :func:`empirical_balanced_infonce`, the estimate is their mean and the
-    standard error their standard deviation over :math:`\sqrt{\#\text{batches}}`.
-    The nested :math:`\log E\exp` carries a Jensen bias :math:`O(1/\text{batch})`
-    that the standard error does not include.  Returns ``(estimate, standard_error)``.
-    """
-    cov, n_u = _validated(cov, n_u)
-    G_u, G_v, tau = _encoders(G_u, G_v, tau, n_u, cov.shape[0] - n_u)
-    lam = as_lambda(lam)
-    similarity = as_choice(similarity, SIMILARITIES, "similarity")
-    batch = _as_count(batch, "batch", 2)
-    n_samples = _as_count(n_samples, "n_samples", 2 * batch)
-    rng = np.random.default_rng(0) if rng is None else _as_rng(rng)
-    n_b = n_samples // batch
-    L = np.linalg.cholesky(cov)
-    vals = np.empty(n_b)
-    for k in range(n_b):
-        z = rng.standard_normal((batch, cov.shape[0])) @ L.T
-        F = _logits(z[:, :n_u] @ G_u.T, z[:, n_u:] @ G_v.T, similarity, tau)
-        vals[k] = empirical_balanced_infonce(F, lam)
-    return float(np.mean(vals)), float(np.std(vals, ddof=1) / np.sqrt(n_b))
-
-
-def monte_carlo_balanced_kl(G_u, G_v, tau, cov, n_u, lam, *, similarity="cosine",
-                            n_samples=20000, rng=None, bank_size=None):
-    r"""Monte Carlo estimate of the forward :math:`L_\lambda` itself (KL form, MATH.md §3, §4.3)
-    for any similarity, cosine included.
-
-    .. math:: L_\lambda = \lambda\, E_v KL(\mu_{u|v}\|\nu_{u|v})
-              + (1-\lambda)\, E_u KL(\mu_{v|u}\|\nu_{v|u}),
-
-    each term estimated by :func:`numerics.montecarlo.expected_kl_terms_mc`
-    (exact Gaussian data densities, bias-corrected log-partitions); the two
-    terms use independent draws, so the standard errors combine as
-    :math:`\sqrt{\lambda^2 s_u^2 + (1-\lambda)^2 s_v^2}`.
-    Returns ``(estimate, standard_error)``.
-    """
-    cov, n_u = _validated(cov, n_u)
-    G_u, G_v, tau = _encoders(G_u, G_v, tau, n_u, cov.shape[0] - n_u)
-    lam = as_lambda(lam)
-    similarity = as_choice(similarity, SIMILARITIES, "similarity")
-    sim = "dot" if similarity == "bilinear" else similarity
-    rng = np.random.default_rng(0) if rng is None else _as_rng(rng)
-    kv, ku = montecarlo.expected_kl_terms_mc(cov, n_u, montecarlo.linear_encoder(G_u),
-                                             montecarlo.linear_encoder(G_v), tau, sim, n_samples,
-                                             rng, bank_size=bank_size)
-    est = lam * ku.estimate + (1 - lam) * kv.estimate
-    se = float(np.hypot(lam * ku.standard_error, (1 - lam) * kv.standard_error))
-    return float(est), se
+    sigma = as_float_array("sigma", sigma, ndim=1).astype(np.float64, copy=False)
+    if np.any(sigma < 0) or np.any(sigma >= 1):
+        raise fail("sigma", sigma, "canonical correlations in [0, 1)")
+    total = 0.0
+    for s in sigma:
+        if s <= 0:
+            continue
+        res = minimize_scalar(lambda t: _one_pair_kl_sum(np.exp(t), np.exp(t), s),
+                              bounds=(-12.0, 6.0), method="bounded",
+                              options={"xatol": 1e-10})
+        total += float(res.fun)
+    return total

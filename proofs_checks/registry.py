@@ -117,7 +117,6 @@ class Check:
     method: str
     description: str
     func: CheckFunction
-    cost: float = 1.0
 
     def run(self, models: list, rng: np.random.Generator) -> CheckResult:
         t0 = time.perf_counter()
@@ -129,18 +128,15 @@ class Check:
 _REGISTRY: dict[str, Check] = {}
 
 
-def register(name: str, *, statement: str, method: str, description: str, cost: float = 1.0):
-    """Decorator registering ``func(models, rng)`` as a check.
-
-    ``cost`` is a rough relative run time per case, used only for progress.
-    """
+def register(name: str, *, statement: str, method: str, description: str):
+    """Decorator registering ``func(models, rng)`` as a check of ``statement`` by ``method``."""
     if method not in METHODS:
         raise fail("method", method, "one of " + ", ".join(METHODS))
 
     def deco(func):
         if name in _REGISTRY:
             raise fail("name", name, "a check name not registered yet")
-        _REGISTRY[name] = Check(name, statement, method, description, func, cost)
+        _REGISTRY[name] = Check(name, statement, method, description, func)
         return func
 
     return deco

@@ -14,6 +14,7 @@ example shrinks to a near-diagonal covariance.
 Example
 -------
 >>> from hypothesis import given
+>>> from numerics.gaussian import mutual_information
 >>> from proofs_checks.strategies import joint_covariances
 >>> @given(joint_covariances(2, 3, max_condition=100.0, min_gap=0.1, gap_at=1))
 ... def test_mi_nonnegative(cov):

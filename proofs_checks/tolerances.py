@@ -11,6 +11,8 @@ import math
 import numpy as np
 
 __all__ = [
+    "mean_map_tolerance",
+    "covariance_tolerance",
     "EPS64",
     "closed_form_tolerance",
     "optimum_value_tolerance",
@@ -108,3 +110,28 @@ def kernel_tolerance(dtype, scale: float) -> float:
     (``numerics.kernels._ERROR_FACTOR``), measured against mpmath.
     """
     return 64.0 * float(np.finfo(dtype).eps) * max(float(scale), 1.0)
+
+
+def mean_map_tolerance(value_tolerance, S_model, C_cond):
+    r"""Tolerance on :math:`\|N - M\|_F` from a tolerance on an expected KL.
+
+    The mean part of :math:`E_x KL` is :math:`\tfrac12\operatorname{tr}(D^T S^{-1} D C_{xx})
+    \ge \tfrac12 \|D\|_F^2 / (\lambda_{max}(S)\, \lambda_{max}(C_{xx})^{-1})`,
+    so an expected KL within ``value_tolerance`` of its zero bounds
+
+    .. math:: \|D\|_F \le \sqrt{2\,\text{value\_tolerance}\;\lambda_{max}(S)/\lambda_{min}(C_{xx})}.
+    """
+    lmax = float(np.linalg.eigvalsh(S_model)[-1])
+    lmin = float(np.linalg.eigvalsh(C_cond)[0])
+    return math.sqrt(2.0 * value_tolerance * lmax / lmin)
+
+
+def covariance_tolerance(value_tolerance, S_true):
+    r"""Tolerance on :math:`\|\Sigma - S\|_F` from a tolerance on an expected KL.
+
+    The covariance part of the KL is
+    :math:`\tfrac14\|S^{-1/2}(\Sigma - S)S^{-1/2}\|_F^2 + O(\|\cdot\|^3)`, hence
+    :math:`\|\Sigma - S\|_F \le 2\lambda_{max}(S)\sqrt{\text{value\_tolerance}}`
+    (a factor 2 above the quadratic bound covers the cubic term).
+    """
+    return 4.0 * float(np.linalg.eigvalsh(S_true)[-1]) * math.sqrt(value_tolerance)

@@ -88,11 +88,11 @@ from typing import Callable
 
 import numpy as np
 from scipy.linalg import subspace_angles
-from scipy.optimize import minimize
 
-from numerics import gaussian, kernels, variants
-from numerics._validation import InvalidInputError, as_choice, fail
-from numerics.montecarlo import _as_count
+from numerics import gaussian, infonce
+from numerics._validation import as_choice, as_count, fail
+from numerics.encoders import (LinearEncoders, check_depends_on_logits, fit_batch, loss_on_logits,
+                               population_minimizer)
 from numerics.models import GaussianModel, random_gaussian_model
 
 __all__ = ["CLAIMS", "SIMILARITIES", "DIRECTIONS", "ModelVerdict", "VariantVerification",
@@ -100,7 +100,7 @@ __all__ = ["CLAIMS", "SIMILARITIES", "DIRECTIONS", "ModelVerdict", "VariantVerif
 
 CLAIMS = ("same-minimizers-as-clip", "matches-conditional-means", "matches-conditionals")
 #: "dot" (alias "bilinear") and "l2" have Gaussian closed forms; cosine has none.
-SIMILARITIES = ("dot", "bilinear", "l2")
+SIMILARITIES = ("dot", "l2")
 DIRECTIONS = ("both", "v|u", "u|v")
 
 SPREAD_FACTOR = 3.0
@@ -135,76 +135,6 @@ def default_variant_models(seed: int = 0, count: int = 3) -> list[GaussianModel]
 
 
 # --------------------------------------------------------------------------
-# parametrisations
-# --------------------------------------------------------------------------
-class _Family:
-    """Encoder family: logits of a batch, their gradient pull-back, and invariants."""
-
-    def __init__(self, model, similarity):
-        self.m = model
-        self.l2 = similarity == "l2"
-        C_uu, _, C_vv = gaussian.split_covariance(model.cov, model.n_u)
-        self.Ru, self.Rv = gaussian._sym_power(C_uu, 0.5), gaussian._sym_power(C_vv, 0.5)
-        self.Riu, self.Riv = gaussian._sym_power(C_uu, -0.5), gaussian._sym_power(C_vv, -0.5)
-        self.nu = model.n_e * model.n_u
-
-    def split(self, x):
-        m = self.m
-        return x[: self.nu].reshape(m.n_e, m.n_u), x[self.nu:].reshape(m.n_e, m.n_v)
-
-    def logits(self, x, U, V):
-        G_u, G_v = self.split(x)
-        Za, Zb = U @ G_u.T, V @ G_v.T
-        if self.l2:
-            sq = np.sum(Za**2, 1)[:, None] + np.sum(Zb**2, 1)[None, :] - 2 * Za @ Zb.T
-            return -0.5 * sq, Za, Zb
-        return Za @ Zb.T, Za, Zb
-
-    def pullback(self, G, Za, Zb, U, V):
-        """Gradient in the parameters from ``G = dL/dF``."""
-        if self.l2:
-            dZa = G @ Zb - G.sum(1)[:, None] * Za
-            dZb = G.T @ Za - G.sum(0)[:, None] * Zb
-        else:
-            dZa, dZb = G @ Zb, G.T @ Za
-        return np.concatenate([(dZa.T @ U).ravel(), (dZb.T @ V).ravel()])
-
-    def conditionals(self, x):
-        G_u, G_v = self.split(x)
-        if self.l2:
-            return variants.l2_conditionals(G_u, G_v, 1.0, self.m.cov, self.m.n_u)
-        return variants.bilinear_conditionals(G_u.T @ G_v, self.m.cov, self.m.n_u)
-
-    def invariant(self, x):
-        G_u, G_v = self.split(x)
-        if self.l2:
-            W = np.hstack([G_u @ self.Ru, G_v @ self.Rv])
-            return W.T @ W
-        return self.Ru @ G_u.T @ G_v @ self.Rv
-
-    def u_subspace(self, x):
-        G_u, _ = self.split(x)
-        return self.Ru @ G_u.T
-
-
-def _factors(A, n_e):
-    P, s, Qt = np.linalg.svd(A, full_matrices=False)
-    r = np.sqrt(s[:n_e])
-    return np.concatenate([(P[:, :n_e] * r).T.ravel(), (r[:, None] * Qt[:n_e]).ravel()])
-
-
-def _control_population(model, similarity, rng):
-    """Parameters of the control's population minimiser and the spread over starts."""
-    if similarity != "l2":
-        return _factors(gaussian.lowrank_minimizer(model.cov, model.n_u, model.n_e), model.n_e)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        fit = variants.minimize_encoders(variants.l2_balanced_objective(model.cov, model.n_u, 0.5),
-                                         model.n_u, model.n_v, model.n_e, starts=4, rng=rng)
-    return np.concatenate([fit.G_u.ravel(), fit.G_v.ravel()])
-
-
-# --------------------------------------------------------------------------
 # statistics of the claims
 # --------------------------------------------------------------------------
 def _statistic(fam, x, claim, direction):
@@ -226,7 +156,7 @@ def _statistic(fam, x, claim, direction):
 def _target(fam, claim, direction, control_stat):
     if claim == "same-minimizers-as-clip":
         return control_stat
-    m = fam.m
+    m = fam.model
     U, s, Vt = gaussian.canonical_directions(m.cov, m.n_u)
     k = m.n_e
     Bt = (Vt[:k].T * s[:k]) @ U[:, :k].T  # whitened projected regression map v|u
@@ -242,114 +172,9 @@ def _target(fam, claim, direction, control_stat):
     return np.concatenate([p.ravel() for p in parts])
 
 
-# --------------------------------------------------------------------------
-# fitting on a batch
-# --------------------------------------------------------------------------
 def _clip_value_and_grad(F):
-    r"""CLIP loss :math:`L_N - \log N` and :math:`\partial/\partial F = (P + Q)/(2N) - I/N`
-    (MATH.md §2), from the dense references :func:`numerics.kernels.clip_loss_from_logits`
-    and :func:`numerics.kernels.clip_loss_grad_from_logits`."""
-    N = F.shape[0]
-    return kernels.clip_loss_from_logits(F) - math.log(N), kernels.clip_loss_grad_from_logits(F)
-
-
-def _user_value(loss, F):
-    try:
-        val = loss(F)
-    except Exception as exc:
-        raise InvalidInputError(f"loss raised {type(exc).__name__}: {exc}") from exc
-    try:
-        val = float(val)
-    except (TypeError, ValueError):
-        raise fail("loss", loss, "a callable returning a real number") from None
-    if not math.isfinite(val):
-        # A non-finite value cannot be minimised; hiding it as +inf would let
-        # the optimiser stand still at its start and the verdict read the start.
-        raise fail("loss", val, f"a finite value on every {F.shape[0]} x {F.shape[0]} logit matrix "
-                                "(got a non-finite one; is the loss unbounded below?)")
-    return val
-
-
-def _user_grad(grad, F):
-    G = np.asarray(grad(F), dtype=np.float64)
-    if G.shape != F.shape:
-        raise fail("grad", G, f"an array of shape {F.shape} (dL/dF)")
-    if not np.all(np.isfinite(G)):
-        raise fail("grad", G, "a finite gradient dL/dF")
-    return G
-
-
-#: Random encoder perturbations used to test that the loss depends on F.
-_DEPENDENCE_PROBES = 4
-
-
-def _check_depends_on_logits(fam, U, V, x, value_fn, rng):
-    r"""Reject a loss whose value does not change with the logits.
-
-    The loss is evaluated at ``x`` and at :data:`_DEPENDENCE_PROBES` random
-    perturbations of relative size 1/2; if every value agrees with the first
-    to within :math:`64\,\epsilon\max(1, |L|)` (rounding), the loss carries no
-    information about the encoders and no claim about its minimisers can be
-    tested: an error is raised instead of a verdict.
-    """
-    v0 = value_fn(fam.logits(x, U, V)[0])
-    scale = 0.5 * max(1.0, float(np.max(np.abs(x))))
-    for _ in range(_DEPENDENCE_PROBES):
-        xp = x + scale * rng.standard_normal(x.shape)
-        if abs(value_fn(fam.logits(xp, U, V)[0]) - v0) > 64 * np.finfo(np.float64).eps * max(1.0, abs(v0)):
-            return
-    raise fail("loss", v0, "a loss that depends on the logit matrix F (it returned the same "
-                           f"value {v0!r} for {_DEPENDENCE_PROBES + 1} different encoders)")
-
-
-def _fit(fam, U, V, x0, value_fn, grad_fn, *, joint=None, hess_inv=None, maxiter=400, gtol=1e-6):
-    r"""Minimise over the encoder parameters from ``x0`` by BFGS.
-
-    ``gtol = 1e-6`` on the gradient puts the optimisation error near
-    :math:`10^{-6}/\mu` for curvature :math:`\mu`, orders of magnitude below the
-    statistical resolution :math:`\sim N^{-1/2}` the verdict works at.
-    ``joint(F) -> (value, dL/dF)`` replaces ``value_fn``/``grad_fn`` when given;
-    ``hess_inv`` (the control's final BFGS inverse Hessian on the same batch)
-    seeds the quasi-Newton metric, which saves most iterations of the
-    variant's fit.  Returns ``(x, value, iterations, inverse Hessian, converged)``.
-    """
-    eps3 = np.finfo(np.float64).eps ** (1 / 3)
-
-    def fun(x):
-        F, Za, Zb = fam.logits(x, U, V)
-        if joint is not None:
-            val, G = joint(F)
-            return val, fam.pullback(G, Za, Zb, U, V)
-        val = value_fn(F)
-        if grad_fn is not None:
-            return val, fam.pullback(_user_grad(grad_fn, F), Za, Zb, U, V)
-        # Central differences in the n_e (n_u + n_v) encoder parameters, not in
-        # the N^2 logits: step eps^(1/3) balances truncation O(h^2) against
-        # rounding O(eps/h), so the gradient is good to ~eps^(2/3), far below gtol.
-        g = np.empty_like(x)
-        for i in range(x.size):
-            h = eps3 * max(1.0, abs(x[i]))
-            xp, xm = x.copy(), x.copy()
-            xp[i] += h
-            xm[i] -= h
-            g[i] = (value_fn(fam.logits(xp, U, V)[0]) - value_fn(fam.logits(xm, U, V)[0])) / (2 * h)
-        return val, g
-
-    with warnings.catch_warnings(), np.errstate(over="ignore", invalid="ignore"):
-        warnings.simplefilter("ignore", RuntimeWarning)
-        opts = {"gtol": gtol, "maxiter": maxiter}
-        if hess_inv is not None:
-            H = 0.5 * (hess_inv + hess_inv.T)
-            try:
-                np.linalg.cholesky(H)
-                opts["hess_inv0"] = H
-            except np.linalg.LinAlgError:
-                pass  # a metric spoilt by rounding: start from the identity instead
-        res = minimize(fun, x0, jac=True, method="BFGS", options=opts)
-    # BFGS stops with "precision loss" once the decrease is below rounding:
-    # a stationary point for these smooth objectives.
-    ok = bool(res.success) or "precision" in str(res.message)
-    return res.x, float(res.fun), int(res.nit), res.hess_inv, ok
+    r"""CLIP loss :math:`L_N - \log N` and :math:`\partial/\partial F = (P + Q)/(2N) - I/N` (MATH.md §2)."""
+    return infonce.infonce_loss(F) - math.log(F.shape[0]), infonce.infonce_grad(F)
 
 
 # --------------------------------------------------------------------------
@@ -639,9 +464,7 @@ def verify_variant(loss: Callable[[np.ndarray], float], *, claim: str, similarit
     one is reported in ``notes``.
     """
     claim = as_choice(claim, CLAIMS, "claim")
-    similarity = as_choice(similarity, SIMILARITIES, "similarity")
-    if similarity == "bilinear":
-        similarity = "dot"
+    similarity = infonce.as_similarity(similarity, choices=SIMILARITIES)
     direction = as_choice(direction, DIRECTIONS, "direction")
     if not callable(loss):
         raise fail("loss", loss, "a callable loss(F) -> float")
@@ -654,7 +477,7 @@ def verify_variant(loss: Callable[[np.ndarray], float], *, claim: str, similarit
         grad = loss.grad
     if grad is not None and not callable(grad):
         raise fail("grad", grad, "a callable grad(F) -> dL/dF, or None")
-    n_models = _as_count(n_models, "n_models", 1)
+    n_models = as_count(n_models, "n_models", 1)
     if models is None:
         models = default_variant_models(int(seed), n_models)
     if not isinstance(models, (list, tuple)) or len(models) < 1:
@@ -667,7 +490,7 @@ def verify_variant(loss: Callable[[np.ndarray], float], *, claim: str, similarit
     if name is not None and not isinstance(name, str):
         raise fail("name", name, "a string, or None")
     label = name or getattr(loss, "__name__", type(loss).__name__)
-    user_value = lambda F: _user_value(loss, F)  # noqa: E731
+    user_value = loss_on_logits(loss)
     t0 = time.perf_counter()
     verdicts = []
     notes = []
@@ -676,8 +499,8 @@ def verify_variant(loss: Callable[[np.ndarray], float], *, claim: str, similarit
                      "encoders (MATH.md 4.1): this claim can only hold when K = 0")
     for k, m in enumerate(models):
         rng = np.random.default_rng([int(seed), k, 104729])
-        fam = _Family(m, similarity)
-        x_star = _control_population(m, similarity, rng)
+        fam = LinearEncoders(m, similarity)
+        x_star = population_minimizer(fam, rng)
         T_c = _statistic(fam, x_star, claim, direction)
         T = _target(fam, claim, direction, T_c)
         shape = (len(sizes), replicates)
@@ -689,10 +512,11 @@ def verify_variant(loss: Callable[[np.ndarray], float], *, claim: str, similarit
             x_c, x_u, H_u = x_star, None, None
             for i, N in enumerate(sizes):
                 U, V = Z[:N, : m.n_u], Z[:N, m.n_u:]
-                x_c, _, _, H_c, _ = _fit(fam, U, V, x_c, None, None, joint=_clip_value_and_grad)
+                fit_c = fit_batch(fam, U, V, x_c, None, joint=_clip_value_and_grad)
+                x_c, H_c = fit_c.x, fit_c.hess_inv
                 if x_u is None:
                     if r == 0:
-                        _check_depends_on_logits(fam, U, V, x_c, user_value, rng)
+                        check_depends_on_logits(fam, U, V, x_c, user_value, rng)
                     # First size: start at the control's fit moved by a random
                     # perturbation of relative size START_PERTURBATION, never at
                     # the control's fit itself: a loss whose gradient vanishes
@@ -703,8 +527,9 @@ def verify_variant(loss: Callable[[np.ndarray], float], *, claim: str, similarit
                         * rng.standard_normal(x_c.shape)
                 else:
                     x0 = x_u
-                x_u, val, nit, H_u, ok = _fit(fam, U, V, x0, user_value, grad,
-                                              hess_inv=H_c if H_u is None else H_u)
+                fit_u = fit_batch(fam, U, V, x0, user_value, grad,
+                                  hess_inv=H_c if H_u is None else H_u)
+                x_u, nit, H_u, ok = fit_u.x, fit_u.n_iter, fit_u.hess_inv, fit_u.converged
                 moved = float(np.linalg.norm(x_u - x0))
                 if not ok:
                     notes.append(f"{m.label}, N={N}: the variant's fit did not reach a stationary "

@@ -74,7 +74,7 @@ def test_g1_closed_form_catches_wrong_minimizer(models):
 
     def transposed_whitening(C, n, n_e):  # C_uu^{-1} instead of C_uu^{-1/2}
         C_uu = C[:n, :n]
-        return np.linalg.solve(gaussian._sym_power(C_uu, 0.5), gaussian.lowrank_minimizer(C, n, n_e))
+        return np.linalg.solve(gaussian.sym_power(C_uu, 0.5), gaussian.lowrank_minimizer(C, n, n_e))
 
     rng = np.random.default_rng(0)
     assert not _passed(cf.check_g1_closed_form(models, rng, minimizer=untruncated))
@@ -94,7 +94,7 @@ def test_optimization_checks_pass_and_catch_a_wrong_prediction():
         U, s, Vt = gaussian.canonical_directions(C, n)
         B = s[1] * np.outer(U[:, 1], Vt[1]) if n_e == 1 else (U * s) @ Vt
         C_uu, _, C_vv = gaussian.split_covariance(C, n)
-        return gaussian._sym_power(C_uu, -0.5) @ B @ gaussian._sym_power(C_vv, -0.5)
+        return gaussian.sym_power(C_uu, -0.5) @ B @ gaussian.sym_power(C_vv, -0.5)
 
     assert not _passed(opt.check_g1_optimization(ms[:1], np.random.default_rng(0),
                                                  minimizer=wrong_direction))

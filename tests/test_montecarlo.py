@@ -84,7 +84,7 @@ def test_batch_loss_bias_matches_simulation(models):
     A, eu, ev = _small_linear(m, rng)
     est = MC.expected_batch_loss_mc(MC.gaussian_sampler(m.cov, m.n_u), eu, ev, 1.0, "dot", 8, 40000, rng)
     d = est.estimate - np.log(8) - gaussian.population_clip_loss(A, m.cov, m.n_u)
-    b = checks.batch_loss_bias(A, m.cov, m.n_u)
+    b = gaussian.batch_loss_bias(A, m.cov, m.n_u)
     # 5 SE plus an O(1/N^2) allowance of (|b| / N)^2 ... bounded by 1e-3 at |b| < 0.3
     assert abs(d - b / 8) <= 5 * est.standard_error + 1e-3
     assert abs(b / 8) > 5 * est.standard_error  # the bias is resolved at this size
@@ -184,7 +184,7 @@ def test_n1_check_fails_on_wrong_limit(models):
         models[:1], rng, clip_loss=lambda A, c, n: gaussian.population_clip_loss(A, c, n) + 0.05)
     assert not all(c.passed for c in cases)
     # a bias coefficient of the wrong sign is resolved at N = 16 with more samples
-    cases = checks.check_n1_monte_carlo(models[1:2], rng, bias=lambda A, c, n: -5 * checks.batch_loss_bias(A, c, n),
+    cases = checks.check_n1_monte_carlo(models[1:2], rng, bias=lambda A, c, n: -5 * gaussian.batch_loss_bias(A, c, n),
                                         sizes=(16,), total=2**17)
     assert not all(c.passed for c in cases)
 

@@ -1,6 +1,9 @@
 """Tests of theory.symbolic and proofs_checks.checks.symbolic: the proofs are proofs,
-wrong claims are caught, and the bridge to numerics fails on a perturbed formula."""
+wrong claims are caught, evidence is not counted as a proof, and the bridge to
+numerics fails on a perturbed formula."""
 from __future__ import annotations
+
+import math
 
 import numpy as np
 import pytest
@@ -9,7 +12,7 @@ import sympy as sp
 from numerics import gaussian
 from numerics.models import random_gaussian_model
 from proofs_checks.checks import symbolic as checks
-from proofs_checks.registry import select_checks
+from proofs_checks.registry import CheckResult, select_checks
 from theory import gaussian_sym as gs
 from theory import symbolic as S
 
@@ -22,9 +25,17 @@ def test_every_identity_is_proved_not_sampled(statement):
     proofs = S.all_proofs()[statement]
     assert len(proofs) >= 4
     for pr in proofs:
-        assert pr.verdict.zero, pr.label
-        assert pr.verdict.method in ("simplification", "factorisation"), pr.label
+        assert pr.verdict.proved, pr.label
+        assert pr.verdict.kind in (S.IDENTITY_PROVED, S.POSITIVITY_PROVED), pr.label
         assert pr.verdict.error == 0.0
+
+
+def test_positivity_proofs_are_labelled_as_positivity_not_identity():
+    kinds = {pr.label: pr.verdict.kind for pr in S.proofs_for("Proposition G1")}
+    positive = [label for label in kinds if "positive definite" in label]
+    assert len(positive) == 2
+    assert all(kinds[label] == S.POSITIVITY_PROVED for label in positive)
+    assert all(kind == S.IDENTITY_PROVED for label, kind in kinds.items() if label not in positive)
 
 
 def test_both_dimensions_are_covered():
@@ -55,14 +66,14 @@ def test_expectation_uses_mgf_moments():
 def test_dropped_half_in_theorem_3_2_is_nonzero(n):
     d = S.derivations(n)
     v = S.prove_zero(d["L_clip"] - ((d["KL_v"] + d["KL_u"]) - d["I"]), sampler=S.setting(n).sampler)
-    assert not v.zero and v.error > 1e-3
+    assert v.kind == S.NONZERO_AT_POINT and not v.proved and v.error > 1e-3
 
 
 @pytest.mark.parametrize("n", [1, 2])
 def test_wrong_entropy_factor_in_theorem_2_8_is_nonzero(n):
     d = S.derivations(n)
     v = S.prove_zero(d["L_cond"] - d["L_clip"] - (d["h_u"] + d["h_v"]), sampler=S.setting(n).sampler)
-    assert not v.zero and v.error > 1e-3
+    assert v.kind == S.NONZERO_AT_POINT and not v.proved and v.error > 1e-3
 
 
 def test_wrong_closed_form_of_kl_is_caught():
@@ -73,14 +84,14 @@ def test_wrong_closed_form_of_kl_is_caught():
         * (gs.C_vv * gs.A.T - gs.C_vu * gs.C_uu.I) * gs.C_uu)
     residual = d["KL_v"] - gs.instantiate(wrong, cuu=st.C_uu, cuv=st.C_uv, cvv=st.C_vv, a=st.A)
     v = S.prove_zero(residual, sampler=st.sampler)
-    assert not v.zero and v.error > 0
+    assert v.kind == S.NONZERO_AT_POINT and v.error > 0
 
 
 def test_wrong_minimiser_is_caught():
     st = S.setting(2)
     wrong = st.C_uu.inv() * st.C_uv  # C_vv^{-1} missing
     v = S.prove_zero(S.full_rank_minimizer(2) - wrong, sampler=st.sampler)
-    assert not v.zero and v.error > 0
+    assert v.kind == S.NONZERO_AT_POINT and v.error > 0
 
 
 def test_prove_zero_fallback_is_labelled():
@@ -89,17 +100,75 @@ def test_prove_zero_fallback_is_labelled():
     # Log coefficients that are not constants: simplification does not decide,
     # the exact evaluation at rational points does, and the verdict says which.
     v = S.prove_zero(x * sp.log(y) + x * sp.log(z) - x * sp.log(y * z))
-    assert v.zero and v.method == "rational-points" and v.error == 0.0
+    assert v.kind == S.RATIONAL_POINTS_ONLY and v.evidence_only and not v.proved
+    assert v.error == 0.0
     bad = S.prove_zero(x * sp.log(y) - x * sp.log(2 * y))
-    assert not bad.zero and bad.method == "rational-points" and bad.error > 0
+    assert bad.kind == S.NONZERO_AT_POINT and not bad.evidence_only and bad.error > 0
+
+
+def test_prove_zero_proof_is_labelled_identity():
+    x, y = sp.symbols("x y", real=True)
+    v = S.prove_zero([(x + y) ** 2 - x**2 - 2 * x * y - y**2, sp.log(4) - 2 * sp.log(2)])
+    assert v.kind == S.IDENTITY_PROVED and v.proved and not v.evidence_only and v.error == 0.0
 
 
 def test_positive_by_factorisation():
     a, b = sp.symbols("a b", positive=True)
     c = sp.Symbol("c", real=True)
     det = a * b - c**2
-    assert S.positive_by_factorisation(3 * a * det**2, [a, det]).zero
-    assert not S.positive_by_factorisation(c * a, [a, det]).zero
+    v = S.positive_by_factorisation(3 * a * det**2, [a, det])
+    assert v.kind == S.POSITIVITY_PROVED and v.proved and v.error == 0.0
+    assert S.positive_by_factorisation([a, 2 * det], [a, det]).kind == S.POSITIVITY_PROVED
+    # Not shown positive (c may be negative): undecided, not refuted, not proved.
+    for expr in (c * a, [a, c * a]):
+        v = S.positive_by_factorisation(expr, [a, det])
+        assert v.kind == S.UNDECIDED and not v.proved and v.error == math.inf
+
+
+def test_verdict_kinds_are_validated_and_documented():
+    assert set(S.VERDICT_KINDS) == {S.IDENTITY_PROVED, S.POSITIVITY_PROVED, S.RATIONAL_POINTS_ONLY,
+                                    S.NONZERO_AT_POINT, S.UNDECIDED}
+    assert set(S.PROOF_KINDS) == {S.IDENTITY_PROVED, S.POSITIVITY_PROVED}
+    with pytest.raises(ValueError, match="kind='positive'"):
+        S.Verdict("positive", 0.0)
+    for kind in S.VERDICT_KINDS:
+        assert f'"{kind}"' in S.Verdict.__doc__, kind
+
+
+# --------------------------------------------------------------------------
+# proof cases: only a proof passes
+# --------------------------------------------------------------------------
+def _fake_proofs(*verdicts):
+    return lambda statement: tuple(S.Proof(statement, f"claim {k}", 2, v)
+                                   for k, v in enumerate(verdicts))
+
+
+def test_proof_case_passes_only_on_a_proof():
+    for kind in S.PROOF_KINDS:
+        case = checks.proof_case(S.Proof("Theorem 3.2", "c", 1, S.Verdict(kind, 0.0)))
+        assert case.passed and case.error == 0.0 and case.detail["proved"]
+        assert case.detail["verdict"] == kind and "reason" not in case.detail
+
+
+def test_rational_points_evidence_fails_the_symbolic_check():
+    proved = S.Verdict(S.IDENTITY_PROVED, 0.0)
+    evidence = S.Verdict(S.RATIONAL_POINTS_ONLY, 0.0)
+    cases = checks.proof_cases("Theorem 3.2", proofs_for=_fake_proofs(proved, evidence))
+    assert [c.passed for c in cases] == [True, False]
+    bad = cases[1]
+    assert bad.error == math.inf and bad.tolerance == 0.0
+    assert bad.detail["verdict"] == S.RATIONAL_POINTS_ONLY and not bad.detail["proved"]
+    assert "not a proof" in bad.detail["reason"]
+    result = CheckResult("thm3.2-symbolic", "Theorem 3.2", "symbolic", "", cases)
+    assert not result.passed and result.worst is bad
+
+
+def test_refuted_and_undecided_fail_the_symbolic_check():
+    cases = checks.proof_cases("Proposition G1", proofs_for=_fake_proofs(
+        S.Verdict(S.NONZERO_AT_POINT, 0.25), S.Verdict(S.UNDECIDED, math.inf)))
+    assert not any(c.passed for c in cases)
+    assert cases[0].error == 0.25 and "refuted" in cases[0].detail["reason"]
+    assert cases[1].error == math.inf and "undecided" in cases[1].detail["reason"]
 
 
 # --------------------------------------------------------------------------
@@ -123,8 +192,8 @@ def test_lambdified_matches_exact_rational_evaluation(n):
     eps = np.finfo(float).eps
     for name in ("L_clip", "KL_v", "KL_u", "I", "L_cond", "h_u", "h_v"):
         exact = float(d[name].xreplace(point).evalf(40))
-        assert abs(S.lambdified(name, n)(A, cov) - exact) <= 2 * eps * abs(exact), name
-    assert np.array_equal(S.lambdified("A_star", n)(cov),
+        assert abs(checks.lambdified(name, n)(A, cov) - exact) <= 2 * eps * abs(exact), name
+    assert np.array_equal(checks.lambdified("A_star", n)(cov),
                           np.array(S.full_rank_minimizer(n).xreplace(point).evalf(40), dtype=float))
 
 
@@ -185,7 +254,7 @@ def test_g1_bridge_fails_on_second_singular_pair():
         C_uu, _, C_vv = gaussian.split_covariance(cov, n_u)
         U, s, Vt = gaussian.canonical_directions(cov, n_u)
         B = s[-1] * np.outer(U[:, -1], Vt[-1])
-        return gaussian._sym_power(C_uu, -0.5) @ B @ gaussian._sym_power(C_vv, -0.5)
+        return gaussian.sym_power(C_uu, -0.5) @ B @ gaussian.sym_power(C_vv, -0.5)
     assert not _all_pass(checks.check_g1_bridge(models, rng, minimizer=bad))
 
 

@@ -6,7 +6,8 @@ import pytest
 from hypothesis import given, settings
 from scipy.special import logsumexp
 
-from numerics import InvalidInputError, gaussian, variants
+from numerics import InvalidInputError, gaussian, infonce, montecarlo, variants
+from numerics.optimize import minimize_factors
 from numerics.models import default_models, random_gaussian_model
 from proofs_checks import strategies
 from proofs_checks.checks import variants as vchecks
@@ -81,7 +82,7 @@ def test_reverse_kl_terms_by_averaging_pointwise_kl():
     m = _model(4, 2, 3, 2)
     A = rng.standard_normal((m.n_u, m.n_v))
     kv, _ = variants.bilinear_kl_terms(A, m.cov, m.n_u, divergence="reverse")
-    N_v, Sig_v, _, _ = variants.bilinear_conditionals(A, m.cov, m.n_u)
+    N_v, Sig_v, _, _ = gaussian.bilinear_model_conditionals(A, m.cov, m.n_u)
     M_v, S_v, _, _ = gaussian.true_conditionals(m.cov, m.n_u)
     xs = rng.multivariate_normal(np.zeros(m.n_u), m.cov[: m.n_u, : m.n_u], size=4000)
     vals = np.array([gaussian.gaussian_kl(N_v @ x, Sig_v, M_v @ x, S_v) for x in xs])
@@ -122,11 +123,21 @@ def test_l2_infonce_grad_matches_finite_differences():
 
 
 def test_g3_minimum_zero_at_full_rank_and_positive_below():
+    """The G3 minimum against two independent routes: the KL of the closed-form minimiser's
+    conditionals (l2_kl_terms: Woodbury tilt + Gaussian KL), and, at n_e = 0 in effect,
+    the mutual information (Cholesky log-determinants): the one-sided KL at G = 0 is
+    E KL(mu_{v|u} || mu_v) = I."""
     m = random_gaussian_model(np.random.default_rng(7), 3, 3, n_e=3)
     assert variants.l2_one_sided_minimum(m.cov, m.n_u, 3) == 0.0
-    s = m.sigma
-    expected = -0.5 * np.log(1 - s[1] ** 2) - 0.5 * np.log(1 - s[2] ** 2)
-    assert variants.l2_one_sided_minimum(m.cov, m.n_u, 1) == pytest.approx(expected, rel=1e-12)
+    tol = closed_form_tolerance(m.cov.shape[0], m.condition_number, 10.0)
+    for n_e in (1, 2):
+        G_u, G_v = variants.l2_one_sided_minimizer(m.cov, m.n_u, n_e, tau=0.7)
+        kv, _ = variants.l2_kl_terms(G_u, G_v, 0.7, m.cov, m.n_u)
+        assert variants.l2_one_sided_minimum(m.cov, m.n_u, n_e) == pytest.approx(kv, abs=tol)
+        assert kv > 0
+    kv0, _ = variants.l2_kl_terms(np.zeros((1, 3)), np.zeros((1, 3)), 1.0, m.cov, m.n_u)
+    assert kv0 == pytest.approx(gaussian.mutual_information(m.cov, m.n_u), abs=tol)
+    assert variants.l2_one_sided_minimum(m.cov, m.n_u, 1) < kv0
 
 
 def test_projected_regression_maps_full_rank_is_exact():
@@ -138,25 +149,8 @@ def test_projected_regression_maps_full_rank_is_exact():
 
 
 # --------------------------------------------------------------------------
-# finite-sample losses and Monte Carlo
+# bias of the nested log-mean-exp, used by the Monte Carlo tests
 # --------------------------------------------------------------------------
-def test_empirical_balanced_infonce_values_and_grad():
-    rng = np.random.default_rng(9)
-    F = rng.standard_normal((7, 7))
-    N = 7
-    row = -np.mean(np.diag(F)) + np.mean(logsumexp(F, axis=1)) - np.log(N)
-    col = -np.mean(np.diag(F)) + np.mean(logsumexp(F, axis=0)) - np.log(N)
-    assert variants.empirical_balanced_infonce(F, 0.0) == pytest.approx(row, abs=1e-13)
-    assert variants.empirical_balanced_infonce(F, 1.0) == pytest.approx(col, abs=1e-13)
-    assert variants.empirical_balanced_infonce(F, 0.5) == pytest.approx(0.5 * (row + col), abs=1e-13)
-    G = variants.empirical_balanced_infonce_grad(F, 0.3)
-    D = rng.standard_normal(F.shape)
-    h = 1e-6
-    fd = (variants.empirical_balanced_infonce(F + h * D, 0.3)
-          - variants.empirical_balanced_infonce(F - h * D, 0.3)) / (2 * h)
-    assert abs(fd - np.sum(G * D)) <= 1e-8
-
-
 def _gauss_det_half(M):
     sign, logdet = np.linalg.slogdet(M)
     assert sign > 0
@@ -179,32 +173,6 @@ def _batch_bias_coefficients(A, cov, n_u):
     return b_row, b_col
 
 
-def test_monte_carlo_balanced_loss_agrees_with_bilinear_closed_form():
-    r"""MC estimate of L_lambda - I for bilinear encoders vs the closed form plus the
-    first-order Jensen bias b_lambda / batch of the nested log-mean-exp, within 5 standard
-    errors.  The O(batch^-2) remainder is allowed (2 b / batch)^2 + ((e^{Var f} - 1)/batch)^2,
-    Var f = tr(A C_vv A^T C_uu) + tr(A C_vu A C_vu) (Isserlis; the (E f)^2 terms cancel):
-    about 1e-6 here against a standard error near 2e-3 (b / batch is -6e-4)."""
-    rng = np.random.default_rng(10)
-    m = _model(10, 2, 2, 1)
-    # Scale 0.3: the delta-method coefficient needs E e^{q(u)} < inf, i.e. the spectral
-    # radius of 2 A C_vv A^T C_uu below 1 (0.27 here; at scale 0.5 it is 2.1, the
-    # weights e^f/Z have infinite variance and the bias is not O(1/batch)).
-    G_u, G_v = _encoders(rng, m, scale=0.3)
-    lam = 0.3
-    A = G_u.T @ G_v
-    est, se = variants.monte_carlo_balanced_loss(G_u, G_v, 1.0, m.cov, m.n_u, lam,
-                                                 similarity="bilinear", n_samples=65536,
-                                                 batch=512, rng=rng)
-    exact = (variants.bilinear_balanced_loss(A, m.cov, m.n_u, lam)
-             - gaussian.mutual_information(m.cov, m.n_u))
-    C_uu, C_uv, C_vv = gaussian.split_covariance(m.cov, m.n_u)
-    var_f = np.trace(A @ C_vv @ A.T @ C_uu) + np.trace(A @ C_uv.T @ A @ C_uv.T)
-    b_row, b_col = _batch_bias_coefficients(A, m.cov, m.n_u)
-    bias = ((1 - lam) * b_row + lam * b_col) / 512
-    assert abs(est - exact - bias) <= 5 * se + (2 * bias) ** 2 + (np.expm1(var_f) / 512) ** 2
-
-
 def test_bilinear_logit_variance_formula_by_sampling():
     """Var(u^T A v) = tr(A C_vv A^T C_uu) + tr(A C_vu A C_vu) for Gaussian (u, v): 5 SE."""
     rng = np.random.default_rng(19)
@@ -219,27 +187,6 @@ def test_bilinear_logit_variance_formula_by_sampling():
     assert abs(np.var(f) - var_f) <= 5 * se
 
 
-def test_cosine_monte_carlo_standard_error_matches_spread_of_repeats():
-    r"""The reported standard error against the spread of 8 independent repeats.
-
-    Each run has 8 batches, so its se has 7 degrees of freedom; the RMS of the 8
-    se's has 56 and the standard deviation of the 8 estimates 7.  Their ratio is
-    about sqrt(chi2_7 / 7), whose 0.1 % and 99.9 % quantiles are 0.29 and 1.86:
-    the bounds [0.25, 2.0] leave room for the 56-dof denominator and still
-    catch a missing sqrt(#batches) (a factor 2.83).
-    """
-    rng = np.random.default_rng(11)
-    m = _model(11, 3, 3, 2)
-    G_u, G_v = _encoders(rng, m)
-    runs = [variants.monte_carlo_balanced_loss(G_u, G_v, 0.5, m.cov, m.n_u, 0.5,
-                                               similarity="cosine", n_samples=2048,
-                                               batch=256, rng=rng) for _ in range(8)]
-    est, se = np.array(runs).T
-    assert np.all(np.isfinite(est))
-    ratio = np.std(est, ddof=1) / np.sqrt(np.mean(se**2))
-    assert 0.25 <= ratio <= 2.0, ratio
-
-
 @pytest.mark.parametrize("call", [
     lambda m: variants.bilinear_kl_terms(np.zeros((m.n_u, m.n_v)), m.cov, m.n_u, divergence="both"),
     lambda m: variants.bilinear_balanced_loss(np.zeros((m.n_u, m.n_v)), m.cov, m.n_u, 1.5),
@@ -249,12 +196,11 @@ def test_cosine_monte_carlo_standard_error_matches_spread_of_repeats():
     lambda m: variants.l2_conditionals(np.full((1, m.n_u), np.nan), np.zeros((1, m.n_v)), 1.0,
                                        m.cov, m.n_u),
     lambda m: variants.l2_one_sided_minimum(m.cov, m.n_u, 0),
-    lambda m: variants.empirical_balanced_infonce(np.zeros((3, 4)), 0.5),
+    lambda m: infonce.infonce_loss(np.zeros((3, 4)), 0.5),
     lambda m: variants.balanced_loss(-1.0, 0.0, 0.5),
-    lambda m: variants.logits(np.zeros((4, m.n_u)), np.zeros((4, m.n_v)), np.zeros((1, m.n_u)),
-                              np.zeros((1, m.n_v)), 1.0, similarity="angular"),
-    lambda m: variants.monte_carlo_balanced_loss(np.ones((1, m.n_u)), np.ones((1, m.n_v)), 1.0,
-                                                 m.cov, m.n_u, 0.5, n_samples=10, batch=8),
+    lambda m: infonce.logits(np.zeros((4, 1)), np.zeros((4, 1)), 1.0, similarity="angular"),
+    lambda m: montecarlo.balanced_loss_mc(np.ones((1, m.n_u)), np.ones((1, m.n_v)), 1.0,
+                                          m.cov, m.n_u, 0.5, n_samples=10, batch=8),
 ])
 def test_invalid_input_raises(call):
     with pytest.raises(InvalidInputError):
@@ -276,11 +222,11 @@ def test_g2_closed_form_passes_and_detects_perturbations():
     assert _passes(vchecks.check_g2_closed_form(MODELS, rng))
 
     def shifted_means(A, cov, n_u):
-        N_v, S_v, N_u, S_u = variants.bilinear_conditionals(A, cov, n_u)
+        N_v, S_v, N_u, S_u = gaussian.bilinear_model_conditionals(A, cov, n_u)
         return 1.01 * N_v, S_v, N_u, S_u
 
     def true_covariances(A, cov, n_u):
-        N_v, _, N_u, _ = variants.bilinear_conditionals(A, cov, n_u)
+        N_v, _, N_u, _ = gaussian.bilinear_model_conditionals(A, cov, n_u)
         _, S_v, _, S_u = gaussian.true_conditionals(cov, n_u)
         return N_v, S_v, N_u, S_u
 
@@ -385,40 +331,6 @@ def test_g4_passes_and_fails_when_model_covariances_are_free():
                                                      max_models=2))
 
 
-def test_monte_carlo_balanced_kl_agrees_with_l2_closed_form():
-    """The KL-form Monte Carlo (numerics.montecarlo) vs the L2 closed form: 5 standard errors."""
-    rng = np.random.default_rng(17)
-    m = _model(17, 2, 2, 1)
-    G_u, G_v = _encoders(rng, m, scale=0.7)
-    est, se = variants.monte_carlo_balanced_kl(G_u, G_v, 0.8, m.cov, m.n_u, 0.25,
-                                               similarity="l2", n_samples=4000, bank_size=1000,
-                                               rng=rng)
-    exact = variants.l2_balanced_loss(G_u, G_v, 0.8, m.cov, m.n_u, 0.25)
-    assert abs(est - exact) <= 5 * se
-
-
-def test_monte_carlo_balanced_kl_cosine_agrees_with_clip_route():
-    r"""Cosine, lambda = 1/2: the KL-form estimate minus I equals the population CLIP loss
-    (Theorem 3.2), estimated independently from joint samples and a bank
-    (numerics.montecarlo.population_clip_loss_mc); 5 combined standard errors.  The
-    bank-size biases are O(M^-2) after the delta-method correction (~1e-6 here)."""
-    from numerics import montecarlo
-
-    rng = np.random.default_rng(18)
-    m = _model(18, 3, 3, 2)
-    G_u, G_v = _encoders(rng, m)
-    est, se = variants.monte_carlo_balanced_kl(G_u, G_v, 0.5, m.cov, m.n_u, 0.5,
-                                               similarity="cosine", n_samples=2000, bank_size=500,
-                                               rng=rng)
-    clip = montecarlo.population_clip_loss_mc(montecarlo.gaussian_sampler(m.cov, m.n_u),
-                                              montecarlo.linear_encoder(G_u),
-                                              montecarlo.linear_encoder(G_v), 0.5, "cosine",
-                                              2000, rng, bank_size=500)
-    I = gaussian.mutual_information(m.cov, m.n_u)
-    assert est >= 0
-    assert abs(est - I - clip.estimate) <= 5 * np.hypot(se, clip.standard_error)
-
-
 def test_bad_inputs_raise_naming_the_argument():
     m = _model(0)
     ones_u, ones_v = np.ones((1, m.n_u)), np.ones((1, m.n_v))
@@ -428,24 +340,22 @@ def test_bad_inputs_raise_naming_the_argument():
         ("tau", lambda: variants.l2_kl_terms(ones_u, ones_v, 1e-320, m.cov, m.n_u)),
         ("tau", lambda: variants.l2_infonce_terms(ones_u, ones_v, 1e-320, m.cov, m.n_u)),
         ("kl_v", lambda: variants.balanced_loss("a", 0.2, 0.5)),
+        ("H_u", lambda: variants.l2_infonce_terms_grad(np.ones((1, 9)), ones_v, m.cov, m.n_u)),
+        ("H_v", lambda: variants.l2_infonce_terms_grad(ones_u, 1e200 * ones_v, m.cov, m.n_u)),
         ("kl_u", lambda: variants.balanced_loss(0.2, np.ones(2), 0.5)),
-        ("rng", lambda: variants.monte_carlo_balanced_loss(ones_u, ones_v, 1.0, m.cov, m.n_u, 0.5,
-                                                           rng=3)),
-        ("rng", lambda: variants.monte_carlo_balanced_kl(ones_u, ones_v, 1.0, m.cov, m.n_u, 0.5,
-                                                         rng=3)),
-        ("G_u", lambda: variants.monte_carlo_balanced_loss(0 * ones_u, ones_v, 1.0, m.cov, m.n_u,
-                                                           0.5, similarity="cosine")),
-        ("G_v", lambda: variants.logits(np.ones((4, m.n_u)), np.ones((4, m.n_v)), ones_u,
-                                        0 * ones_v, 1.0, similarity="cosine")),
-        ("n_u", lambda: variants.minimize_encoders(obj, "2", m.n_v, 1)),
-        ("init", lambda: variants.minimize_encoders(obj, m.n_u, m.n_v, 1, init=("x",))),
-        ("init[0]", lambda: variants.minimize_encoders(obj, m.n_u, m.n_v, 1,
-                                                       init=(np.ones((1, 9)), ones_v))),
-        ("rng", lambda: variants.minimize_encoders(obj, m.n_u, m.n_v, 1, rng=5)),
-        ("batch", lambda: variants.monte_carlo_balanced_loss(ones_u, ones_v, 1.0, m.cov, m.n_u,
-                                                             0.5, batch="8")),
-        ("F", lambda: variants.empirical_balanced_infonce(np.array([[1e308, -1e308],
-                                                                    [-1e308, 1e308]])[::-1], 0.5)),
+        ("rng", lambda: montecarlo.balanced_loss_mc(ones_u, ones_v, 1.0, m.cov, m.n_u, 0.5, rng=3)),
+        ("rng", lambda: montecarlo.balanced_kl_mc(ones_u, ones_v, 1.0, m.cov, m.n_u, 0.5, rng=3)),
+        ("G_u", lambda: montecarlo.balanced_loss_mc(0 * ones_u, ones_v, 1.0, m.cov, m.n_u,
+                                                    0.5, similarity="cosine")),
+        ("zb", lambda: infonce.logits(np.ones((4, 1)), np.zeros((4, 1)), 1.0, similarity="cosine")),
+        ("n_u", lambda: minimize_factors(obj, "2", m.n_v, 1)),
+        ("init", lambda: minimize_factors(obj, m.n_u, m.n_v, 1, init=("x",))),
+        ("init[0]", lambda: minimize_factors(obj, m.n_u, m.n_v, 1, init=(np.ones((1, 9)), ones_v))),
+        ("rng", lambda: minimize_factors(obj, m.n_u, m.n_v, 1, rng=5)),
+        ("batch", lambda: montecarlo.balanced_loss_mc(ones_u, ones_v, 1.0, m.cov, m.n_u,
+                                                      0.5, batch="8")),
+        ("F", lambda: infonce.infonce_loss(np.array([[1e308, -1e308],
+                                                     [-1e308, 1e308]])[::-1], 0.5)),
     ]
     for name, call in cases:
         with pytest.raises(InvalidInputError, match=rf"^{re.escape(name)}="):
@@ -458,10 +368,82 @@ def test_ill_conditioned_covariance_is_rejected():
         variants.bilinear_kl_terms(np.zeros((2, 2)), cov, 2)
 
 
-def test_empirical_infonce_is_finite_for_huge_finite_logits():
-    F = np.array([[1e308, 0.0, -1.0], [2.0, 1e308, 0.0], [0.0, 0.0, 1e308]])
-    # Off-diagonal logits are negligible next to the positives: each log-mean-exp is F_ii - log N.
-    assert variants.empirical_balanced_infonce(F, 0.3) == pytest.approx(-np.log(3), abs=1e-12)
-    G = 1e300 * np.ones((3, 3)) + np.diag([1.0, 2.0, 3.0]) * 1e290
-    ref = -np.log(3) + 0.0  # the 1e290 diagonal excess dominates each row and column
-    assert variants.empirical_balanced_infonce(G, 0.5) == pytest.approx(ref, abs=1e-12)
+# --------------------------------------------------------------------------
+# Monte Carlo estimates of L_lambda (numerics.montecarlo)
+# --------------------------------------------------------------------------
+def test_monte_carlo_balanced_loss_agrees_with_bilinear_closed_form():
+    r"""MC estimate of L_lambda (InfoNCE route) for bilinear encoders vs the closed form plus the
+    first-order Jensen bias b_lambda / batch of the nested log-mean-exp, within 5 standard
+    errors.  The O(batch^-2) remainder is allowed (2 b / batch)^2 + ((e^{Var f} - 1)/batch)^2,
+    Var f = tr(A C_vv A^T C_uu) + tr(A C_vu A C_vu) (Isserlis; the (E f)^2 terms cancel):
+    about 1e-6 here against a standard error near 2e-3 (b / batch is -6e-4)."""
+    rng = np.random.default_rng(10)
+    m = _model(10, 2, 2, 1)
+    # Scale 0.3: the delta-method coefficient needs E e^{q(u)} < inf, i.e. the spectral
+    # radius of 2 A C_vv A^T C_uu below 1 (0.27 here; at scale 0.5 it is 2.1, the
+    # weights e^f/Z have infinite variance and the bias is not O(1/batch)).
+    G_u, G_v = _encoders(rng, m, scale=0.3)
+    lam = 0.3
+    A = G_u.T @ G_v
+    r = montecarlo.balanced_loss_mc(G_u, G_v, 1.0, m.cov, m.n_u, lam, similarity="dot",
+                                    n_samples=65536, batch=512, rng=rng)
+    est, se = r.estimate, r.standard_error
+    exact = variants.bilinear_balanced_loss(A, m.cov, m.n_u, lam)
+    C_uu, C_uv, C_vv = gaussian.split_covariance(m.cov, m.n_u)
+    var_f = np.trace(A @ C_vv @ A.T @ C_uu) + np.trace(A @ C_uv.T @ A @ C_uv.T)
+    b_row, b_col = _batch_bias_coefficients(A, m.cov, m.n_u)
+    bias = ((1 - lam) * b_row + lam * b_col) / 512
+    assert abs(est - exact - bias) <= 5 * se + (2 * bias) ** 2 + (np.expm1(var_f) / 512) ** 2
+
+
+def test_cosine_monte_carlo_standard_error_matches_spread_of_repeats():
+    r"""The reported standard error against the spread of 8 independent repeats.
+
+    Each run has 8 batches, so its se has 7 degrees of freedom; the RMS of the 8
+    se's has 56 and the standard deviation of the 8 estimates 7.  Their ratio is
+    about sqrt(chi2_7 / 7), whose 0.1 % and 99.9 % quantiles are 0.29 and 1.86:
+    the bounds [0.25, 2.0] leave room for the 56-dof denominator and still
+    catch a missing sqrt(#batches) (a factor 2.83).
+    """
+    rng = np.random.default_rng(11)
+    m = _model(11, 3, 3, 2)
+    G_u, G_v = _encoders(rng, m)
+    runs = [montecarlo.balanced_loss_mc(G_u, G_v, 0.5, m.cov, m.n_u, 0.5, similarity="cosine",
+                                        n_samples=2048, batch=256, rng=rng) for _ in range(8)]
+    est = np.array([r.estimate for r in runs])
+    se = np.array([r.standard_error for r in runs])
+    assert np.all(np.isfinite(est))
+    ratio = np.std(est, ddof=1) / np.sqrt(np.mean(se**2))
+    assert 0.25 <= ratio <= 2.0, ratio
+
+
+def test_monte_carlo_balanced_kl_agrees_with_l2_closed_form():
+    """The KL-form Monte Carlo (numerics.montecarlo) vs the L2 closed form: 5 standard errors."""
+    rng = np.random.default_rng(17)
+    m = _model(17, 2, 2, 1)
+    G_u, G_v = _encoders(rng, m, scale=0.7)
+    r = montecarlo.balanced_kl_mc(G_u, G_v, 0.8, m.cov, m.n_u, 0.25, similarity="l2",
+                                  n_samples=4000, bank_size=1000, rng=rng)
+    est, se = r.estimate, r.standard_error
+    exact = variants.l2_balanced_loss(G_u, G_v, 0.8, m.cov, m.n_u, 0.25)
+    assert abs(est - exact) <= 5 * se
+
+
+def test_monte_carlo_balanced_kl_cosine_agrees_with_clip_route():
+    r"""Cosine, lambda = 1/2: the KL-form estimate minus I equals the population CLIP loss
+    (Theorem 3.2), estimated independently from joint samples and a bank
+    (numerics.montecarlo.population_clip_loss_mc); 5 combined standard errors.  The
+    bank-size biases are O(M^-2) after the delta-method correction (~1e-6 here)."""
+    rng = np.random.default_rng(18)
+    m = _model(18, 3, 3, 2)
+    G_u, G_v = _encoders(rng, m)
+    r = montecarlo.balanced_kl_mc(G_u, G_v, 0.5, m.cov, m.n_u, 0.5, similarity="cosine",
+                                  n_samples=2000, bank_size=500, rng=rng)
+    est, se = r.estimate, r.standard_error
+    clip = montecarlo.population_clip_loss_mc(montecarlo.gaussian_sampler(m.cov, m.n_u),
+                                              montecarlo.linear_encoder(G_u),
+                                              montecarlo.linear_encoder(G_v), 0.5, "cosine",
+                                              2000, rng, bank_size=500)
+    I = gaussian.mutual_information(m.cov, m.n_u)
+    assert est >= 0
+    assert abs(est - I - clip.estimate) <= 5 * np.hypot(se, clip.standard_error)

@@ -5,6 +5,10 @@
   temperature) and the losses as sympy expressions.
 * :mod:`theory.symbolic`: exact derivations from Gaussian integrals and the
   symbolic proofs in dimensions 1 and 2 (imported on demand; it is slower).
+  It re-exports :mod:`theory.identities` (deciding an identity or a
+  positivity, and what a verdict establishes), :mod:`theory.gaussian_derivations`
+  (the Gaussian integrals and the quantities derived from them) and
+  :mod:`theory.proofs` (the identities of each statement).
 
 ``theory`` imports neither ``numerics`` nor ``proofs_checks``.
 """

@@ -125,7 +125,9 @@ def get_statement(name: str) -> Statement:
 # derivations of ``theory.symbolic`` substitute concrete expressions for them.
 L_clip, L_cond, I_uv = sp.symbols("L_clip L_cond I", real=True)
 h_u, h_v = sp.symbols("h_u h_v", real=True)
-KL_vu, KL_uv = sp.symbols(r"E_u\,KL_{v|u} E_v\,KL_{u|v}", nonnegative=True)
+# One Symbol each: ``sp.symbols`` would read the "\," of the thin space as an escaped comma.
+KL_vu = sp.Symbol(r"E_u\,KL_{v|u}", nonnegative=True)
+KL_uv = sp.Symbol(r"E_v\,KL_{u|v}", nonnegative=True)
 L_star = sp.Symbol("L^*", real=True)
 n_e = sp.Symbol("n_e", integer=True, positive=True)
 i = sp.Symbol("i", integer=True, positive=True)
@@ -300,7 +302,7 @@ V_ne = sp.MatrixSymbol("V_{n_e}", gs.n_v, gs.n_e)
 Sigma_ne = sp.MatrixSymbol("Sigma_{n_e}", gs.n_e, gs.n_e)
 _half = sp.Rational(1, 2)
 A_STAR = sp.MatPow(gs.C_uu, -_half) * U_ne * Sigma_ne * V_ne.T * sp.MatPow(gs.C_vv, -_half)
-_A_lam0, _A_lam1, _A_rev = sp.symbols("A^*_{lambda=0} A^*_{lambda=1} A^*_{rev}")
+_A_lam0, _A_lam1, _A_rev = sp.symbols(r"A^*_{\lambda=0} A^*_{\lambda=1} A^*_{rev}")
 _A_star_sym = sp.Symbol("A^*")
 
 PROPOSITION_G2 = register_statement(Statement(

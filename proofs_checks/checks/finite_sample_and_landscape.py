@@ -87,4 +87,4 @@ register("lemma2.1-kernel", statement="Lemma 2.1", method="closed-form",
          )(check_lemma_2_1)
 register("landscape-optimization", statement="Landscape", method="optimization",
          description="every random BFGS start on (G_u, G_v) reaches -1/2 sum_{i<=n_e} sigma_i^2",
-         cost=3.0)(check_landscape)
+         )(check_landscape)

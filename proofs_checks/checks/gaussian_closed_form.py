@@ -8,6 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from numerics import gaussian
+from numerics.optimize import balanced_factors
 from numerics.models import GaussianModel
 
 from ..registry import CaseResult, register
@@ -86,9 +87,7 @@ def check_g1_closed_form(models, rng, *, clip_loss=gaussian.population_clip_loss
         rank_excess = float(np.sum(s[m.n_e:])) / max(float(s[0]), 1e-300) if s.size > m.n_e else 0.0
         # Perturb the factors of A* = G_u^T G_v: any rank-n_e neighbour must not be lower
         # than the minimum by more than rounding.
-        U, sv, Vt = np.linalg.svd(A, full_matrices=False)
-        G_u = (U[:, : m.n_e] * np.sqrt(sv[: m.n_e])).T
-        G_v = np.sqrt(sv[: m.n_e])[:, None] * Vt[: m.n_e]
+        G_u, G_v = balanced_factors(A, m.n_e)
         drop = 0.0
         for _ in range(4):
             eps = 1e-4

@@ -12,14 +12,12 @@ from __future__ import annotations
 import numpy as np
 
 from numerics import gaussian, montecarlo, variants
-from numerics.gaussian import _sym_power
+from numerics.models import random_encoders
 
 from ..registry import CaseResult, register
 from ..tolerances import monte_carlo_tolerance
 
 __all__ = [
-    "whitened_encoders",
-    "batch_loss_bias",
     "check_theorem_3_2_monte_carlo",
     "check_n1_monte_carlo",
     "check_n2_monte_carlo",
@@ -27,55 +25,6 @@ __all__ = [
 
 #: Models used per check (the first ones of the default set).
 MODELS = 3
-
-
-def whitened_encoders(model, rng, scale=1.0):
-    r"""Random linear encoders :math:`G_u = P_u C_{uu}^{-1/2}`, :math:`G_v = P_v C_{vv}^{-1/2}`.
-
-    Whitening makes the embeddings :math:`O(\text{scale})` whatever the
-    conditioning of the model, so Monte Carlo variances stay moderate.
-    """
-    C_uu, _, C_vv = gaussian.split_covariance(model.cov, model.n_u)
-    P_u = rng.standard_normal((model.n_e, model.n_u)) * scale / np.sqrt(model.n_u)
-    P_v = rng.standard_normal((model.n_e, model.n_v)) * scale / np.sqrt(model.n_v)
-    return P_u @ _sym_power(C_uu, -0.5), P_v @ _sym_power(C_vv, -0.5)
-
-
-def _det_half(M):
-    sign, logdet = np.linalg.slogdet(M)
-    if sign <= 0:
-        return np.inf
-    return float(np.exp(-0.5 * logdet))
-
-
-def batch_loss_bias(A, cov, n_u):
-    r"""First-order bias coefficient :math:`b` of :math:`E[L_N] - \log N = L_{clip} + b/N + O(N^{-2})`
-    for the bilinear logit :math:`f = u^T A v` under :math:`N(0, C)` (Proposition N1).
-
-    The delta method on :math:`\log\frac1N\sum_j e^{F_{ij}}` (the positive
-    pair :math:`j = i` shifts the mean, the :math:`N-1` negatives give the
-    variance) gives, per direction,
-
-    .. math:: b_{row} = E_\mu\frac{e^{f(u,v)}}{Z_v(u)}
-              - \tfrac12 E_{u}\frac{E_{v'}e^{2f(u,v')}}{Z_v(u)^2} - \tfrac12,
-              \qquad b = \tfrac12(b_{row} + b_{col}).
-
-    With :math:`Z_v(u) = e^{q(u)/2}`, :math:`q = u^T A C_{vv} A^T u`, both
-    expectations are Gaussian integrals of quadratic forms,
-    :math:`E e^{x^T Q x/2} = \det(I - QC)^{-1/2}`.  Returns ``inf`` when one
-    of them diverges.
-    """
-    C_uu, C_uv, C_vv = gaussian.split_covariance(cov, n_u)
-    n_v = cov.shape[0] - n_u
-    Mv = A @ C_vv @ A.T
-    Mu = A.T @ C_uu @ A
-    Z = np.zeros((n_v, n_v))
-    Qr = np.block([[-Mv, A], [A.T, Z]])
-    Qc = np.block([[np.zeros((n_u, n_u)), A], [A.T, -Mu]])
-    I = np.eye(cov.shape[0])
-    b_row = _det_half(I - Qr @ cov) - 0.5 * _det_half(np.eye(n_u) - 2 * Mv @ C_uu) - 0.5
-    b_col = _det_half(I - Qc @ cov) - 0.5 * _det_half(np.eye(n_v) - 2 * Mu @ C_vv) - 0.5
-    return 0.5 * (b_row + b_col)
 
 
 def check_theorem_3_2_monte_carlo(models, rng, *, clip_loss_mc=montecarlo.population_clip_loss_mc,
@@ -111,7 +60,7 @@ def check_theorem_3_2_monte_carlo(models, rng, *, clip_loss_mc=montecarlo.popula
         I = mutual_information(m.cov, m.n_u)
         sample = montecarlo.gaussian_sampler(m.cov, m.n_u)
         for sim in similarities:
-            G_u, G_v = whitened_encoders(m, rng)
+            G_u, G_v = random_encoders(m, rng)
             tau = 0.5 if sim == "cosine" else 1.0
             enc_u, enc_v = montecarlo.linear_encoder(G_u), montecarlo.linear_encoder(G_v)
             lhs = clip_loss_mc(sample, enc_u, enc_v, tau, sim, n_samples, rng, bank_size=bank_size)
@@ -146,7 +95,7 @@ def _small_bilinear(m, rng, scale=0.3):
     C_uu, _, C_vv = gaussian.split_covariance(m.cov, m.n_u)
     B = rng.standard_normal((m.n_u, m.n_v))
     B *= scale / np.linalg.norm(B, 2)
-    return _sym_power(C_uu, -0.5) @ B @ _sym_power(C_vv, -0.5)
+    return gaussian.sym_power(C_uu, -0.5) @ B @ gaussian.sym_power(C_vv, -0.5)
 
 
 def _batch_losses(m, A, rng, sizes, total, batch_loss_mc):
@@ -158,14 +107,14 @@ def _batch_losses(m, A, rng, sizes, total, batch_loss_mc):
 
 
 def check_n1_monte_carlo(models, rng, *, clip_loss=gaussian.population_clip_loss,
-                         batch_loss_mc=montecarlo.expected_batch_loss_mc, bias=batch_loss_bias,
+                         batch_loss_mc=montecarlo.expected_batch_loss_mc, bias=gaussian.batch_loss_bias,
                          sizes=(16, 64, 256), total=2**15):
     r"""Proposition N1: :math:`E[L_N] - \log N = L_{clip} + b/N + O(N^{-2})`.
 
     :math:`E[L_N]` by Monte Carlo over independent batches (the streaming
     batch loss), :math:`L_{clip}` by the bilinear closed form
     (:func:`numerics.gaussian.population_clip_loss`), and the :math:`1/N`
-    coefficient :math:`b` by its own closed form (:func:`batch_loss_bias`).
+    coefficient :math:`b` by its own closed form (:func:`numerics.gaussian.batch_loss_bias`).
     The whitened norm of ``A`` is 0.3, so the :math:`O(N^{-2})` remainder
     (of order :math:`b^2/N^2 \lesssim 10^{-4}` at :math:`N = 16`) stays below the
     standard errors (about :math:`10^{-3}`).  The smallest ``N`` is
@@ -216,10 +165,10 @@ def check_n2_monte_carlo(models, rng, *, batch_loss_mc=montecarlo.expected_batch
 
 register("thm3.2-monte-carlo", statement="Theorem 3.2", method="monte-carlo",
          description="cosine and L2: MC L_clip = (MC E KL_v|u + MC E KL_u|v)/2 - I within 5 SE",
-         cost=2.0)(check_theorem_3_2_monte_carlo)
+         )(check_theorem_3_2_monte_carlo)
 register("n1-monte-carlo", statement="Proposition N1", method="monte-carlo",
          description="E[L_N] - log N = L_clip + b/N (closed-form b) within 5 SE, N = 16..256",
-         cost=2.0)(check_n1_monte_carlo)
+         )(check_n1_monte_carlo)
 register("n2-monte-carlo", statement="Proposition N2", method="monte-carlo",
          description="InfoNCE bound E[L_N] >= log N - I at A* and random A, N = 4..256",
-         cost=1.0)(check_n2_monte_carlo)
+         )(check_n2_monte_carlo)

@@ -6,66 +6,38 @@ arguments, so that a test can feed it a perturbed formula and watch it fail.
 Optimisation checks use a subset of the models they are given (at most
 ``max_models``) to stay within a few seconds in the main job.
 
-Tolerances used here that are not in :mod:`proofs_checks.tolerances`:
-
-* :func:`mean_map_tolerance` and :func:`covariance_tolerance` turn a value
-  tolerance on an expected KL into tolerances on the conditional mean map and
-  covariance (the KL is quadratic in both near its zero).
+Minimisers are found by :func:`numerics.optimize.minimize_factors` with the
+settings :data:`_FIT` (no restarts, as these objectives are smooth and their
+optimum is judged by the checks' own tolerances).
 """
 from __future__ import annotations
 
 import math
-import warnings
-
 import numpy as np
-from scipy.optimize import minimize_scalar
 
 from numerics import gaussian, variants
+from numerics.optimize import bilinear_objective, minimize_factors
 
 from ..registry import CaseResult, register
-from ..tolerances import closed_form_tolerance, minimiser_tolerance, optimum_value_tolerance
+from ..tolerances import (closed_form_tolerance, covariance_tolerance, mean_map_tolerance,
+                          minimiser_tolerance, optimum_value_tolerance)
 
 __all__ = [
     "G2_VARIANTS",
-    "mean_map_tolerance",
-    "covariance_tolerance",
     "check_g2_closed_form",
     "check_g2_optimization",
     "check_g3_closed_form",
     "check_g3_optimization",
     "check_g4_optimization",
-    "two_sided_diagonal_value",
 ]
 
 #: (divergence, lambda) pairs of Proposition G2: the one-sided losses and the
 #: reverse-KL losses (one-sided and balanced).
+#: Settings of :func:`numerics.optimize.minimize_factors` for the variant fits.
+_FIT = {"init_scale": 0.7, "gtol": 1e-10, "maxiter": 5000, "restarts": 0}
+
 G2_VARIANTS = (("forward", 0.0), ("forward", 1.0), ("reverse", 0.0), ("reverse", 1.0),
                ("reverse", 0.5))
-
-
-def mean_map_tolerance(value_tolerance, S_model, C_cond):
-    r"""Tolerance on :math:`\|N - M\|_F` from a tolerance on an expected KL.
-
-    The mean part of :math:`E_x KL` is :math:`\tfrac12\operatorname{tr}(D^T S^{-1} D C_{xx})
-    \ge \tfrac12 \|D\|_F^2 / (\lambda_{max}(S)\, \lambda_{max}(C_{xx})^{-1})`,
-    so an expected KL within ``value_tolerance`` of its zero bounds
-
-    .. math:: \|D\|_F \le \sqrt{2\,\text{value\_tolerance}\;\lambda_{max}(S)/\lambda_{min}(C_{xx})}.
-    """
-    lmax = float(np.linalg.eigvalsh(S_model)[-1])
-    lmin = float(np.linalg.eigvalsh(C_cond)[0])
-    return math.sqrt(2.0 * value_tolerance * lmax / lmin)
-
-
-def covariance_tolerance(value_tolerance, S_true):
-    r"""Tolerance on :math:`\|\Sigma - S\|_F` from a tolerance on an expected KL.
-
-    The covariance part of the KL is
-    :math:`\tfrac14\|S^{-1/2}(\Sigma - S)S^{-1/2}\|_F^2 + O(\|\cdot\|^3)`, hence
-    :math:`\|\Sigma - S\|_F \le 2\lambda_{max}(S)\sqrt{\text{value\_tolerance}}`
-    (a factor 2 above the quadratic bound covers the cubic term).
-    """
-    return 4.0 * float(np.linalg.eigvalsh(S_true)[-1]) * math.sqrt(value_tolerance)
 
 
 def _untied(models, max_models):
@@ -75,32 +47,27 @@ def _untied(models, max_models):
     return out[:max_models]
 
 
-def _whiten(A, m):
-    C_uu, _, C_vv = gaussian.split_covariance(m.cov, m.n_u)
-    return gaussian._sym_power(C_uu, 0.5) @ A @ gaussian._sym_power(C_vv, 0.5)
-
-
 def _projector_v(m):
     r""":math:`P_v = C_{vv}^{1/2} V_{n_e}V_{n_e}^T C_{vv}^{-1/2}`, built from the canonical
     directions (not from :func:`numerics.variants.projected_regression_maps`)."""
     _, _, C_vv = gaussian.split_covariance(m.cov, m.n_u)
     _, _, Vt = gaussian.canonical_directions(m.cov, m.n_u)
     Vk = Vt[: m.n_e].T
-    return gaussian._sym_power(C_vv, 0.5) @ Vk @ Vk.T @ gaussian._sym_power(C_vv, -0.5)
+    return gaussian.sym_power(C_vv, 0.5) @ Vk @ Vk.T @ gaussian.sym_power(C_vv, -0.5)
 
 
 def _projector_u(m):
     C_uu, _, _ = gaussian.split_covariance(m.cov, m.n_u)
     U, _, _ = gaussian.canonical_directions(m.cov, m.n_u)
     Uk = U[:, : m.n_e]
-    return gaussian._sym_power(C_uu, 0.5) @ Uk @ Uk.T @ gaussian._sym_power(C_uu, -0.5)
+    return gaussian.sym_power(C_uu, 0.5) @ Uk @ Uk.T @ gaussian.sym_power(C_uu, -0.5)
 
 
 # --------------------------------------------------------------------------
 # Proposition G2
 # --------------------------------------------------------------------------
 def check_g2_closed_form(models, rng, *, minimizer=gaussian.lowrank_minimizer,
-                         conditionals=variants.bilinear_conditionals):
+                         conditionals=gaussian.bilinear_model_conditionals):
     r"""Proposition G2 at :math:`A^*`: the model mean maps equal the true regression maps
     projected on the top canonical directions, :math:`C_{vv}A^{*T} = P_v C_{vu}C_{uu}^{-1}`
     and :math:`C_{uu}A^* = P_u C_{uv}C_{vv}^{-1}`, and the model covariances are
@@ -148,19 +115,17 @@ def check_g2_optimization(models, rng, *, loss=variants.bilinear_balanced_loss,
     for k, m in enumerate(_untied(models, max_models)):
         div, lam = G2_VARIANTS[k % len(G2_VARIANTS)]
 
-        def lg(A, m=m, div=div, lam=lam):
-            return loss(A, m.cov, m.n_u, lam, divergence=div), loss_grad(A, m.cov, m.n_u, lam,
-                                                                           divergence=div)
-
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
-            fit = variants.minimize_encoders(variants.bilinear_factor_objective(lg), m.n_u, m.n_v,
-                                             m.n_e, starts=starts, rng=rng)
+        objective = bilinear_objective(
+            lambda A, m=m, div=div, lam=lam: loss(A, m.cov, m.n_u, lam, divergence=div),
+            lambda A, m=m, div=div, lam=lam: loss_grad(A, m.cov, m.n_u, lam, divergence=div))
+        fit = minimize_factors(objective, m.n_u, m.n_v, m.n_e, warn=False, **_FIT, starts=starts,
+                               rng=rng)
         A_fit = fit.G_u.T @ fit.G_v
         A_star = minimizer(m.cov, m.n_u, m.n_e)
         vtol = optimum_value_tolerance(m.cov.shape[0], m.condition_number, max(abs(fit.value), 1.0))
         mtol = minimiser_tolerance(vtol, m.sigma, m.n_e)
-        dB = float(np.linalg.norm(_whiten(A_fit, m) - _whiten(A_star, m)))
+        dB = float(np.linalg.norm(gaussian.whitened_bilinear(A_fit, m.cov, m.n_u)
+                                     - gaussian.whitened_bilinear(A_star, m.cov, m.n_u)))
         cases.append(CaseResult(f"{m.label} {div} lam={lam:g}", dB, mtol,
                                 {"value": fit.value, "eigengap": m.eigengap}))
     return cases
@@ -219,14 +184,13 @@ def check_g3_optimization(models, rng, *, objective=variants.l2_balanced_objecti
     the value compared is the KL from the model conditionals
     (:func:`numerics.variants.l2_kl_terms`) at the fitted encoders: two routes.
     The mean-map and covariance tolerances follow from the value tolerance
-    (:func:`mean_map_tolerance`, :func:`covariance_tolerance`).
+    (:func:`~proofs_checks.tolerances.mean_map_tolerance`,
+    :func:`~proofs_checks.tolerances.covariance_tolerance`).
     """
     cases = []
     for m in models[:max_models]:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
-            fit = variants.minimize_encoders(objective(m.cov, m.n_u, 0.0), m.n_u, m.n_v, m.n_e,
-                                             starts=starts, rng=rng)
+        fit = minimize_factors(objective(m.cov, m.n_u, 0.0), m.n_u, m.n_v, m.n_e, warn=False,
+                               **_FIT, starts=starts, rng=rng)
         # The search runs over H = G / sqrt(tau): report the encoders at a random tau.
         tau = float(10 ** rng.uniform(-1, 1))
         G_u, G_v = np.sqrt(tau) * fit.G_u, np.sqrt(tau) * fit.G_v
@@ -253,32 +217,6 @@ def check_g3_optimization(models, rng, *, objective=variants.l2_balanced_objecti
 # --------------------------------------------------------------------------
 # Proposition G4
 # --------------------------------------------------------------------------
-def _one_pair_kl_sum(a, b, s):
-    r"""Two-sided KL sum of one canonical pair with scalar encoders ``a``, ``b`` (H scale):
-    :math:`\tfrac12(KL_v + KL_u)` from the 2 x 2 model, through :func:`variants.l2_kl_terms`."""
-    cov = np.array([[1.0, s], [s, 1.0]])
-    kv, ku = variants.l2_kl_terms([[a]], [[b]], 1.0, cov, 1)
-    return 0.5 * (kv + ku)
-
-
-def two_sided_diagonal_value(sigma):
-    r"""Smallest two-sided L2 loss :math:`\tfrac12(E KL_v + E KL_u)` among *diagonal* encoders
-    in canonical coordinates with :math:`a_i = b_i`: the sum over pairs of a scalar minimum.
-
-    Any such encoder is feasible for the full problem, so this is an upper bound
-    on the two-sided minimum; pairs with :math:`\sigma_i = 0` contribute 0.
-    """
-    total = 0.0
-    for s in np.asarray(sigma, dtype=float):
-        if s <= 0:
-            continue
-        res = minimize_scalar(lambda t: _one_pair_kl_sum(np.exp(t), np.exp(t), s),
-                              bounds=(-12.0, 6.0), method="bounded",
-                              options={"xatol": 1e-10})
-        total += float(res.fun)
-    return total
-
-
 def check_g4_optimization(models, rng, *, objective=variants.l2_balanced_objective,
                           kl_terms=variants.l2_kl_terms, max_models=8, starts=3):
     r"""Proposition G4 by optimisation: the two-sided L2 loss
@@ -297,7 +235,7 @@ def check_g4_optimization(models, rng, *, objective=variants.l2_balanced_objecti
       it fails exactly when the optimiser gets within the margin of 0.  The
       minimum and the margin are in ``detail``;
     * ``feasible``: the minimum is at most the diagonal value
-      :func:`two_sided_diagonal_value` (any diagonal encoder is feasible), which
+      :func:`numerics.variants.two_sided_diagonal_value` (any diagonal encoder is feasible), which
       shows the optimiser reached the bottom of the landscape it explores.
     """
     cases = []
@@ -305,15 +243,13 @@ def check_g4_optimization(models, rng, *, objective=variants.l2_balanced_objecti
         if m.sigma[0] <= 0:
             continue
         k = min(m.n_u, m.n_v)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
-            fit = variants.minimize_encoders(objective(m.cov, m.n_u, 0.5), m.n_u, m.n_v, k,
-                                             starts=starts, rng=rng)
+        fit = minimize_factors(objective(m.cov, m.n_u, 0.5), m.n_u, m.n_v, k, warn=False,
+                               **_FIT, starts=starts, rng=rng)
         kv, ku = kl_terms(fit.G_u, fit.G_v, 1.0, m.cov, m.n_u)
         value = 0.5 * (kv + ku)
         vtol = optimum_value_tolerance(m.cov.shape[0], m.condition_number,
                                        1.0 / (1.0 - m.sigma[0] ** 2))
-        diag = two_sided_diagonal_value(m.sigma)
+        diag = variants.two_sided_diagonal_value(m.sigma)
         margin = 100.0 * vtol
         detail = {"minimum": value, "margin": margin, "diagonal_value": diag,
                   "sigma_1": float(m.sigma[0])}
@@ -328,13 +264,13 @@ register("g2-closed-form", statement="Proposition G2", method="closed-form",
          )(check_g2_closed_form)
 register("g2-optimization", statement="Proposition G2", method="optimization",
          description="one-sided and reverse-KL bilinear losses minimised over factors reach A*",
-         cost=2.0)(check_g2_optimization)
+         )(check_g2_optimization)
 register("g3-closed-form", statement="Proposition G3", method="closed-form",
          description="one-sided L2 at the canonical minimiser: -1/2 sum_{i>n_e} log(1-sigma_i^2)",
          )(check_g3_closed_form)
 register("g3-optimization", statement="Proposition G3", method="optimization",
          description="one-sided L2 minimised over (G_u, G_v, tau): value and exact conditional",
-         cost=2.0)(check_g3_optimization)
+         )(check_g3_optimization)
 register("g4-optimization", statement="Proposition G4", method="optimization",
          description="two-sided L2 minimum over full-rank encoders stays > 0 when K != 0",
-         cost=2.0)(check_g4_optimization)
+         )(check_g4_optimization)

@@ -1,0 +1,228 @@
+r"""Linear encoders fitted to a finite batch: the machinery of loss verification
+(MATH.md §1, §2, §4).
+
+A :class:`LinearEncoders` family holds a Gaussian model and a similarity; its
+parameters are the flattened pair ``x = [G_u.ravel(), G_v.ravel()]`` with
+:math:`G_u \in R^{n_e\times n_u}`, :math:`G_v \in R^{n_e\times n_v}` and the
+temperature folded into the encoders (:math:`\tau = 1`).  It gives
+
+* the logit matrix of a batch, :math:`F_{ij} = s(G_uu_i, G_vv_j)` (``"dot"``
+  or ``"l2"``, :func:`numerics.infonce.logits`), and the pull-back of
+  :math:`\partial L/\partial F` to the parameters;
+* the model conditionals of the encoders (§4.1, §4.2);
+* the invariants through which minimisers are compared, in whitened
+  coordinates: the bilinear :math:`B = C_{uu}^{1/2}G_u^TG_vC_{vv}^{1/2}`
+  (``"dot"``), or the Gram matrix of :math:`[G_uC_{uu}^{1/2},\ G_vC_{vv}^{1/2}]`
+  (``"l2"``, invariant under joint rotations only);
+* the whitened :math:`u`-encoder row space, for principal angles.
+
+:func:`fit_batch` minimises a loss of the logit matrix over the parameters
+with :func:`numerics.optimize.minimize_factors`.
+"""
+from __future__ import annotations
+
+import math
+import warnings
+from typing import Callable
+
+import numpy as np
+
+from . import gaussian, variants
+from ._validation import InvalidInputError, fail
+from .infonce import _logits, as_similarity
+from .models import GaussianModel
+from .optimize import FactorFit, balanced_factors, minimize_factors
+
+__all__ = ["LinearEncoders", "fit_batch", "loss_on_logits", "population_minimizer",
+           "check_depends_on_logits", "FIT_GTOL"]
+
+#: Stopping tolerance of a batch fit: the optimisation error near
+#: :math:`10^{-6}/\mu` for curvature :math:`\mu` is orders of magnitude below
+#: the statistical resolution :math:`\sim N^{-1/2}` the verifier works at.
+FIT_GTOL = 1e-6
+
+
+class LinearEncoders:
+    """Encoder family of a Gaussian model under ``"dot"`` or ``"l2"`` similarity (module docstring)."""
+
+    def __init__(self, model: GaussianModel, similarity: str = "dot"):
+        if not isinstance(model, GaussianModel):
+            raise fail("model", model, "a numerics.models.GaussianModel")
+        self.model = model
+        self.similarity = as_similarity(similarity, choices=("dot", "l2"))
+        C_uu, _, C_vv = gaussian.split_covariance(model.cov, model.n_u)
+        self.Ru, self.Rv = gaussian.sym_power(C_uu, 0.5), gaussian.sym_power(C_vv, 0.5)
+        self.Riu, self.Riv = gaussian.sym_power(C_uu, -0.5), gaussian.sym_power(C_vv, -0.5)
+        self._nu = model.n_e * model.n_u
+
+    @property
+    def size(self) -> int:
+        """Number of parameters, :math:`n_e (n_u + n_v)`."""
+        return self.model.n_e * (self.model.n_u + self.model.n_v)
+
+    def split(self, x):
+        """``(G_u, G_v)`` of the flattened parameters ``x``."""
+        m = self.model
+        return x[: self._nu].reshape(m.n_e, m.n_u), x[self._nu:].reshape(m.n_e, m.n_v)
+
+    @staticmethod
+    def join(G_u, G_v):
+        """The flattened parameters of ``(G_u, G_v)``."""
+        return np.concatenate([np.ravel(G_u), np.ravel(G_v)])
+
+    def logits(self, x, U, V):
+        """``(F, Za, Zb)``: the batch's logit matrix and the embeddings ``Za = U G_uᵀ``, ``Zb = V G_vᵀ``."""
+        G_u, G_v = self.split(x)
+        Za, Zb = U @ G_u.T, V @ G_v.T
+        return _logits(Za, Zb, 1.0, self.similarity), Za, Zb
+
+    def pullback(self, dF, Za, Zb, U, V):
+        r"""Gradient in the parameters from :math:`\partial L/\partial F` (chain rule through
+        :math:`F(Z_a, Z_b)`, then :math:`Z_a = UG_u^T`, :math:`Z_b = VG_v^T`)."""
+        if self.similarity == "l2":
+            dZa = dF @ Zb - dF.sum(1)[:, None] * Za
+            dZb = dF.T @ Za - dF.sum(0)[:, None] * Zb
+        else:
+            dZa, dZb = dF @ Zb, dF.T @ Za
+        return np.concatenate([(dZa.T @ U).ravel(), (dZb.T @ V).ravel()])
+
+    def conditionals(self, x):
+        r"""Model conditionals ``(N_v, Sigma_v, N_u, Sigma_u)`` of the encoders (MATH.md §4.1, §4.2)."""
+        G_u, G_v = self.split(x)
+        m = self.model
+        if self.similarity == "l2":
+            return variants.l2_conditionals(G_u, G_v, 1.0, m.cov, m.n_u)
+        return gaussian.bilinear_model_conditionals(G_u.T @ G_v, m.cov, m.n_u)
+
+    def invariant(self, x):
+        """The whitened invariant of the parameters (module docstring), a 2-D array."""
+        G_u, G_v = self.split(x)
+        if self.similarity == "l2":
+            W = np.hstack([G_u @ self.Ru, G_v @ self.Rv])
+            return W.T @ W
+        return self.Ru @ G_u.T @ G_v @ self.Rv
+
+    def u_subspace(self, x):
+        r"""Basis of the whitened :math:`u`-encoder row space, :math:`C_{uu}^{1/2}G_u^T` (n_u, n_e)."""
+        G_u, _ = self.split(x)
+        return self.Ru @ G_u.T
+
+    def sample(self, rng: np.random.Generator, n: int):
+        """``n`` pairs ``(U, V)`` drawn from the model, shapes (n, n_u), (n, n_v)."""
+        Z = rng.standard_normal((n, self.model.cov.shape[0])) @ np.linalg.cholesky(self.model.cov).T
+        return Z[:, : self.model.n_u], Z[:, self.model.n_u:]
+
+
+def population_minimizer(family: LinearEncoders, rng: np.random.Generator | None = None):
+    r"""Parameters of the CLIP loss's population minimiser for the family.
+
+    ``"dot"``: the balanced factors of Proposition G1's :math:`A^*`
+    (:func:`numerics.gaussian.lowrank_minimizer`).  ``"l2"``: a minimiser of the
+    closed-form symmetric L2 loss (:func:`numerics.variants.l2_balanced_objective`
+    with :math:`\lambda = 1/2`) from four starts.
+    """
+    m = family.model
+    if family.similarity == "dot":
+        return family.join(*balanced_factors(gaussian.lowrank_minimizer(m.cov, m.n_u, m.n_e), m.n_e))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        fit = minimize_factors(variants.l2_balanced_objective(m.cov, m.n_u, 0.5), m.n_u, m.n_v, m.n_e,
+                               starts=4, rng=rng, init_scale=0.7, gtol=1e-10, restarts=0)
+    return fit.x
+
+
+def loss_on_logits(loss: Callable, name: str = "loss") -> Callable[[np.ndarray], float]:
+    """Wrap ``loss(F)`` so that it returns a finite float or raises InvalidInputError."""
+
+    def value(F):
+        try:
+            val = loss(F)
+        except InvalidInputError:
+            raise
+        except Exception as exc:
+            raise InvalidInputError(f"{name} raised {type(exc).__name__}: {exc}") from exc
+        try:
+            val = float(val)
+        except (TypeError, ValueError):
+            raise fail(name, loss, "a callable returning a real number") from None
+        if not math.isfinite(val):
+            # A non-finite value cannot be minimised; hiding it as +inf would let
+            # the optimiser stand still at its start.
+            raise fail(name, val, f"a finite value on every {F.shape[0]} x {F.shape[0]} logit "
+                                  "matrix (got a non-finite one; is the loss unbounded below?)")
+        return val
+
+    return value
+
+
+def _grad_on_logits(grad, F):
+    G = np.asarray(grad(F), dtype=np.float64)
+    if G.shape != F.shape:
+        raise fail("grad", G, f"an array of shape {F.shape} (dL/dF)")
+    if not np.all(np.isfinite(G)):
+        raise fail("grad", G, "a finite gradient dL/dF")
+    return G
+
+
+#: Random encoder perturbations used to test that a loss depends on F.
+DEPENDENCE_PROBES = 4
+
+
+def check_depends_on_logits(family, U, V, x, value, rng):
+    r"""Refuse a loss whose value does not change with the logits.
+
+    The loss is evaluated at ``x`` and at :data:`DEPENDENCE_PROBES` random
+    perturbations of relative size 1/2; if every value agrees with the first
+    to within :math:`64\,\epsilon\max(1, |L|)` (rounding), the loss carries no
+    information about the encoders and no claim about its minimisers can be
+    tested.
+    """
+    v0 = value(family.logits(x, U, V)[0])
+    scale = 0.5 * max(1.0, float(np.max(np.abs(x))))
+    for _ in range(DEPENDENCE_PROBES):
+        xp = x + scale * rng.standard_normal(x.shape)
+        if abs(value(family.logits(xp, U, V)[0]) - v0) > 64 * np.finfo(np.float64).eps * max(1.0, abs(v0)):
+            return
+    raise fail("loss", v0, "a loss that depends on the logit matrix F (it returned the same "
+                           f"value {v0!r} for {DEPENDENCE_PROBES + 1} different encoders)")
+
+
+def fit_batch(family: LinearEncoders, U, V, x0, value: Callable[[np.ndarray], float],
+              grad: Callable[[np.ndarray], np.ndarray] | None = None, *, joint=None,
+              hess_inv=None, maxiter: int = 400, gtol: float = FIT_GTOL) -> FactorFit:
+    r"""Minimise a loss of the batch's logit matrix over the family's parameters from ``x0``.
+
+    ``value(F) -> float`` and optionally ``grad(F) -> dL/dF``; ``joint(F) ->
+    (value, dL/dF)`` replaces both.  Without a gradient, central differences are
+    taken in the :math:`n_e(n_u + n_v)` encoder parameters (not the :math:`N^2`
+    logits), step :math:`\epsilon^{1/3}\max(1, |x_i|)`: accurate to about
+    :math:`\epsilon^{2/3}`, far below ``gtol``.  ``hess_inv`` seeds the
+    quasi-Newton metric (for example the control's fit on the same batch).
+    One start, no warning: the caller reads :attr:`FactorFit.converged`.
+    """
+    eps3 = np.finfo(np.float64).eps ** (1 / 3)
+
+    def objective(G_u, G_v):
+        x = family.join(G_u, G_v)
+        F, Za, Zb = family.logits(x, U, V)
+        if joint is not None:
+            val, dF = joint(F)
+            return val, family.split(family.pullback(dF, Za, Zb, U, V))
+        val = value(F)
+        if grad is not None:
+            return val, family.split(family.pullback(_grad_on_logits(grad, F), Za, Zb, U, V))
+        g = np.empty_like(x)
+        for i in range(x.size):
+            h = eps3 * max(1.0, abs(x[i]))
+            xp, xm = x.copy(), x.copy()
+            xp[i] += h
+            xm[i] -= h
+            g[i] = (value(family.logits(xp, U, V)[0]) - value(family.logits(xm, U, V)[0])) / (2 * h)
+        return val, family.split(g)
+
+    m = family.model
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return minimize_factors(objective, m.n_u, m.n_v, m.n_e, starts=1, init=family.split(x0),
+                                gtol=gtol, maxiter=maxiter, restarts=0, hess_inv=hess_inv,
+                                warn=False)

@@ -1,0 +1,117 @@
+"""Tests of numerics/infonce.py: similarities, logits and the dense InfoNCE family (MATH.md §1, §2)."""
+import numpy as np
+import pytest
+from scipy.special import logsumexp
+
+from numerics import InvalidInputError, infonce
+
+
+def test_empirical_balanced_infonce_values_and_grad():
+    rng = np.random.default_rng(9)
+    F = rng.standard_normal((7, 7))
+    N = 7
+    row = -np.mean(np.diag(F)) + np.mean(logsumexp(F, axis=1))
+    col = -np.mean(np.diag(F)) + np.mean(logsumexp(F, axis=0))
+    assert infonce.infonce_loss(F, 0.0) == pytest.approx(row, abs=1e-13)
+    assert infonce.infonce_loss(F, 1.0) == pytest.approx(col, abs=1e-13)
+    assert infonce.infonce_loss(F, 0.5) == pytest.approx(0.5 * (row + col), abs=1e-13)
+    G = infonce.infonce_grad(F, 0.3)
+    D = rng.standard_normal(F.shape)
+    h = 1e-6
+    fd = (infonce.infonce_loss(F + h * D, 0.3)
+          - infonce.infonce_loss(F - h * D, 0.3)) / (2 * h)
+    assert abs(fd - np.sum(G * D)) <= 1e-8
+
+
+def test_empirical_infonce_is_finite_for_huge_finite_logits():
+    F = np.array([[1e308, 0.0, -1.0], [2.0, 1e308, 0.0], [0.0, 0.0, 1e308]])
+    # Off-diagonal logits are negligible next to the positives: each log-mean-exp is F_ii.
+    assert infonce.infonce_loss(F, 0.3) == pytest.approx(0.0, abs=1e-12)
+    G = 1e300 * np.ones((3, 3)) + np.diag([1.0, 2.0, 3.0]) * 1e290
+    ref = 0.0  # the 1e290 diagonal excess dominates each row and column
+    assert infonce.infonce_loss(G, 0.5) == pytest.approx(ref, abs=1e-12)
+
+
+# --------------------------------------------------------------------------
+# similarities and logits, against direct evaluation of MATH.md §1
+# --------------------------------------------------------------------------
+def _direct(za, zb, tau, similarity):
+    """s(a_i, b_k) / tau pair by pair, straight from the definitions (no expansion)."""
+    out = np.empty((za.shape[0], zb.shape[0]))
+    for i, a in enumerate(za):
+        for k, b in enumerate(zb):
+            if similarity == "dot":
+                s = float(a @ b)
+            elif similarity == "l2":
+                s = -0.5 * float(np.sum((a - b) ** 2))
+            else:
+                s = float(a @ b) / (np.sqrt(a @ a) * np.sqrt(b @ b))
+            out[i, k] = s / tau
+    return out
+
+
+@pytest.mark.parametrize("similarity", infonce.SIMILARITIES)
+def test_rectangular_logits_match_definition(similarity):
+    rng = np.random.default_rng(1)
+    za, zb = rng.standard_normal((5, 3)), rng.standard_normal((7, 3))
+    F = infonce.logits(za, zb, 0.3, similarity)
+    assert F.shape == (5, 7)
+    np.testing.assert_allclose(F, _direct(za, zb, 0.3, similarity), rtol=1e-12, atol=1e-12)
+    pairs = infonce.paired_logits(za, zb[:5], 0.3, similarity)
+    np.testing.assert_allclose(pairs, np.diag(_direct(za, zb[:5], 0.3, similarity)), rtol=1e-12,
+                               atol=1e-12)
+
+
+def test_l2_logits_survive_a_large_common_offset():
+    """Distances are translation invariant: a common offset of 1e6 (|a|^2 ~ 1e12) must not
+    cost the digits an uncentred expansion would lose (eps * 1e12 ~ 1e-4)."""
+    rng = np.random.default_rng(2)
+    za, zb = rng.standard_normal((6, 2)), rng.standard_normal((4, 2))
+    shift = np.array([1e6, -3e5])
+    F0 = infonce.logits(za, zb, 1.0, "l2")
+    F1 = infonce.logits(za + shift, zb + shift, 1.0, "l2")
+    # rounding of the shifted inputs themselves: |shift| * eps per coordinate, times |a - b|
+    assert np.max(np.abs(F1 - F0)) < 1e6 * np.finfo(float).eps * 50
+
+
+def test_logits_of_stacks_are_per_matrix():
+    rng = np.random.default_rng(3)
+    za, zb = rng.standard_normal((4, 6, 2)), rng.standard_normal((4, 6, 2))
+    for sim in infonce.SIMILARITIES:
+        stack = infonce._logits(za, zb, 0.5, sim)
+        for t in range(4):
+            np.testing.assert_allclose(stack[t], _direct(za[t], zb[t], 0.5, sim), rtol=1e-12, atol=1e-12)
+        values = infonce.infonce_loss(stack, 0.25)
+        assert values.shape == (4,)
+        for t in range(4):
+            assert values[t] == pytest.approx(infonce.infonce_loss(stack[t], 0.25), abs=1e-14)
+
+
+def test_similarity_vocabulary():
+    assert infonce.as_similarity("bilinear") == "dot"
+    assert infonce.as_similarity("cosine") == "cosine"
+    with pytest.raises(InvalidInputError, match="^similarity="):
+        infonce.as_similarity("angular")
+    with pytest.raises(InvalidInputError, match="^similarity="):
+        infonce.as_similarity("cosine", choices=("dot", "l2"))
+
+
+@pytest.mark.parametrize("name, za, zb", [
+    ("za", np.zeros((3, 2)), np.ones((3, 2))),
+    ("zb", np.ones((3, 2)), np.zeros((3, 2))),
+])
+def test_zero_embedding_under_cosine_names_its_argument(name, za, zb):
+    with pytest.raises(InvalidInputError, match=f"^{name}="):
+        infonce.logits(za, zb, 1.0, "cosine")
+    with pytest.raises(InvalidInputError, match=f"^{name}="):
+        infonce.paired_logits(za, zb, 1.0, "cosine")
+
+
+def test_infonce_of_equal_logits_is_log_n_and_shift_invariant():
+    """Lemma 2.1's facts from the definition: L_N = log N for equal logits, and adding a
+    constant to every logit changes nothing, for every lambda."""
+    rng = np.random.default_rng(4)
+    F = rng.standard_normal((6, 6))
+    for lam in (0.0, 0.3, 0.5, 1.0):
+        assert infonce.infonce_loss(np.full((6, 6), 2.5), lam) == pytest.approx(np.log(6), abs=1e-14)
+        assert infonce.infonce_loss(F + 7.0, lam) == pytest.approx(infonce.infonce_loss(F, lam), abs=1e-13)
