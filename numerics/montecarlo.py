@@ -25,12 +25,11 @@ from dataclasses import dataclass, field
 from numbers import Integral
 
 import numpy as np
-from scipy.special import logsumexp
 
 from . import gaussian
 from ._validation import (as_count, as_covariance, as_dimension, as_float_array, as_lambda, as_rng,
                           as_temperature, fail)
-from .infonce import _infonce, _logits, _paired, as_similarity, check_nonzero_rows
+from .infonce import _infonce, _logits, _paired, as_similarity, check_nonzero_rows, logsumexp
 from .gaussian import _logdet, _true_conditionals
 
 __all__ = [

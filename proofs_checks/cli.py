@@ -33,8 +33,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", metavar="PATH", help="write machine-readable results to PATH")
     p.add_argument("--junit", metavar="PATH", help="write JUnit XML to PATH")
     p.add_argument("--report", metavar="DIR", help="write report.md, results.json and figures to DIR")
+    p.add_argument("--workers", type=int, default=1,
+                   help="run the checks on a local Dask cluster of this many processes")
+    p.add_argument("--scheduler", metavar="ADDRESS",
+                   help="run the checks on an existing Dask cluster (tcp://HOST:PORT)")
     p.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     return p
+
+
+def _run_named(task):
+    """Worker task: one check by name (each check is seeded by the seed and its name)."""
+    from .registry import run_check, select_checks
+
+    name, seed, cases = task
+    return run_check(select_checks([name])[0], seed=seed, cases=cases)
 
 
 def _list_checks() -> int:
@@ -64,7 +76,6 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
     from .registry import run_check, select_checks
-    from .report import format_table, write_json, write_junit, write_report
     from numerics.models import default_models
 
     try:
@@ -72,6 +83,16 @@ def main(argv: list[str] | None = None) -> int:
     except InvalidInputError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    if args.workers != 1 or args.scheduler:
+        from .parallel import executor
+
+        try:
+            with executor(args.workers, args.scheduler) as ex:
+                results = ex.map(_run_named, [(c.name, args.seed, args.cases) for c in checks])
+        except (InvalidInputError, ImportError) as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        return _finish(args, results)
     models = default_models(args.seed, args.cases)
     results = []
     for k, check in enumerate(checks, 1):
@@ -83,6 +104,13 @@ def main(argv: list[str] | None = None) -> int:
         if not args.quiet:
             print(f" {'ok' if res.passed else 'FAIL'} ({res.seconds:.1f} s)", file=sys.stderr,
                   flush=True)
+    return _finish(args, results)
+
+
+def _finish(args, results) -> int:
+    """Print the table, write the requested files, return the exit code."""
+    from .report import format_table, write_json, write_junit, write_report
+
     print(format_table(results))
     if args.json:
         write_json(args.json, results, seed=args.seed, cases=args.cases)

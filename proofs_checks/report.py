@@ -6,7 +6,8 @@ import os
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-__all__ = ["format_table", "results_to_json", "write_json", "write_junit", "write_report"]
+__all__ = ["format_table", "results_to_json", "write_json", "write_junit", "write_report",
+           "variant_summary", "variant_figures", "write_variant_report"]
 
 
 def _fmt(x) -> str:
@@ -111,3 +112,113 @@ def write_report(folder, results, *, seed: int, cases: int) -> list:
             fh.write(f"- **{r.name}** ({r.statement}, {r.method}): {r.description}; "
                      f"worst case `{r.worst.label if r.worst else '-'}`\n")
     return [folder / "report.md", folder / "results.json", folder / "error_ratios.png"]
+
+
+# --------------------------------------------------------------------------
+# variant verification (proofs_checks.verify)
+# --------------------------------------------------------------------------
+_VERDICT_WORD = {"confirmed": "CONFIRMED", "refuted": "REFUTED", "inconclusive": "INCONCLUSIVE"}
+
+
+def _model_line(m) -> str:
+    e = m.estimate
+    rel = 1.0 / m.target_norm if m.target_norm > 0 else float("nan")
+    line = (f"  [{m.verdict}] {m.label}: delta = {e.delta:.3g} "
+            f"(CI [{e.lower:.3g}, {e.upper:.3g}]; {e.delta * rel:.1%} of |target| "
+            f"[{e.lower * rel:.1%}, {e.upper * rel:.1%}]), margin {m.margin:.3g}, "
+            f"N <= {m.sizes[-1]}, {m.differences.shape[0]} replicates, "
+            f"paired spread {m.paired_spread[-1]:.2g} vs control error {m.control_error[-1]:.2g}")
+    if m.drifting:
+        line += f"; DRIFTING: moves by {e.drift:.3g} at N = {m.sizes[-1]}"
+    if m.n_to_decide is not None:
+        line += f"; N ~ {m.n_to_decide} would likely decide"
+    if m.control_gap > 0:
+        line += f"; CLIP's own distance to the target {m.control_gap:.3g}"
+    return line
+
+
+def variant_summary(result) -> str:
+    """Readable report of a :class:`proofs_checks.verify.VariantVerification`."""
+    v = result.verdict
+    counts = {k: sum(m.verdict == k for m in result.models) for k in _VERDICT_WORD}
+    head = (f"{result.loss_name}: claim '{result.claim}' ({result.similarity} similarity"
+            + (f", direction {result.direction}" if result.claim != "same-minimizers-as-clip" else "")
+            + f") {_VERDICT_WORD[v]}")
+    if v == "confirmed":
+        head += (f": within the margin ({result.margin}) on all {len(result.models)} models, "
+                 "with 95 % confidence")
+    elif v == "refuted":
+        head += (f": a difference finite-N bias cannot explain on {counts['refuted']} of "
+                 f"{len(result.models)} models (99.7 % confidence each)")
+    else:
+        head += (f": the data cannot tell a difference from the margin ({result.margin}) on "
+                 f"{counts['inconclusive']} of {len(result.models)} models")
+    lines = [head,
+             f"  seed {result.seed}, gradient: {result.gradient}, {result.rounds} round(s), "
+             f"{result.seconds:.1f} s (adaptive budget {result.budget:g} s)",
+             "  delta: distance of the variant's population statistic from the claim's target "
+             "(whitened Frobenius), extrapolated in 1/N from paired fits"]
+    lines += [_model_line(m) for m in result.models]
+    lines += [f"  note: {n}" for n in result.notes]
+    return "\n".join(lines)
+
+
+def variant_figures(result) -> list:
+    """One figure per model: the paired difference and errors against N, and the
+    largest principal angle against N."""
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    figs = []
+    for m in result.models:
+        fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(9.5, 3.8))
+        n = np.asarray(m.sizes, dtype=float)
+        D = np.linalg.norm(m.differences, axis=2)  # (replicates, sizes)
+        for r in range(D.shape[0]):
+            ax1.loglog(n, np.maximum(D[r], 1e-16), "-", color="C0", alpha=0.3, lw=0.8)
+        ax1.loglog(n, np.maximum(D.mean(axis=0), 1e-16), "o-", color="C0",
+                   label="|variant - control| (paired)")
+        ax1.loglog(n, np.maximum(m.control_error, 1e-16), "s--", color="C1",
+                   label="control's own error")
+        e = m.estimate
+        ax1.axhline(m.margin, color="grey", ls=":", label=f"margin {m.margin:.2g}")
+        ax1.axhspan(max(e.lower, 1e-16), max(e.upper, 1e-16), color="C2", alpha=0.2,
+                    label=f"delta CI [{e.lower:.2g}, {e.upper:.2g}]")
+        ax1.set_xlabel("N (pairs per batch)")
+        ax1.set_ylabel("whitened Frobenius norm")
+        ax1.set_title(f"{_VERDICT_WORD[m.verdict]}: {m.label}", fontsize=9)
+        ax1.legend(fontsize=7)
+        ax2.semilogx(n, np.degrees(m.angles_user.mean(axis=1)), "o-", label="variant")
+        ax2.semilogx(n, np.degrees(m.angles_control.mean(axis=1)), "s--", label="CLIP control")
+        ax2.set_xlabel("N (pairs per batch)")
+        ax2.set_ylabel("largest principal angle (deg)")
+        ax2.set_title("u-encoder subspace vs top canonical subspace", fontsize=9)
+        ax2.legend(fontsize=7)
+        fig.tight_layout()
+        figs.append(fig)
+    return figs
+
+
+def write_variant_report(result, directory) -> Path:
+    """Write ``report.md``, ``result.json`` and ``model_<k>.png``; return the path of ``report.md``."""
+    import matplotlib.pyplot as plt
+
+    out = Path(directory)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "result.json").write_text(json.dumps(result.to_dict(), indent=2), encoding="utf-8")
+    lines = [f"# Variant verification: {result.loss_name}", "",
+             f"**Claim** `{result.claim}` with `{result.similarity}` similarity: "
+             f"**{_VERDICT_WORD[result.verdict]}** (margin {result.margin})", "",
+             "```", variant_summary(result), "```", ""]
+    for k, (m, fig) in enumerate(zip(result.models, variant_figures(result))):
+        name = f"model_{k}.png"
+        fig.savefig(out / name, dpi=110)
+        plt.close(fig)
+        lines += [f"## Model {k}: {m.label}", "",
+                  f"canonical correlations {[round(float(s), 3) for s in m.sigma]}; "
+                  f"verdict **{m.verdict}**, delta {m.estimate.delta:.3g} "
+                  f"[{m.estimate.lower:.3g}, {m.estimate.upper:.3g}], margin {m.margin:.3g}",
+                  "", f"![model {k}]({name})", ""]
+    path = out / "report.md"
+    path.write_text("\n".join(lines), encoding="utf-8")
+    return path

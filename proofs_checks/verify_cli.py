@@ -1,50 +1,66 @@
-r"""``python -m proofs_checks verify FILE:FUNCTION --claim CLAIM``: verify a loss variant.
+r"""``python -m proofs_checks verify TARGET --claim CLAIM``: verify a loss variant.
 
-Exit codes: 0 the claim is confirmed, 1 refuted, 2 a usage or loading error
-(bad path, missing function, unknown claim or similarity, a loss that raises).
-Progress goes to stderr, one line per model, replicate and batch size
-(``--quiet`` silences it); the verdict summary goes to stdout.
+``TARGET`` is ``path/to/file.py:NAME`` or an importable ``package.module:NAME``;
+a class is instantiated with no arguments.
+
+Exit codes: 0 the claim is confirmed, 1 refuted, 3 inconclusive, 2 a usage or
+loading error (bad path, missing name, unknown claim or similarity, a loss
+that raises, dask missing for ``--workers``).  Progress goes to stderr, one
+line per round and model (``--quiet`` silences it); the verdict summary goes
+to stdout.
 """
 from __future__ import annotations
 
 import argparse
+import importlib
 import importlib.util
+import inspect
 import json
 import sys
 from pathlib import Path
 
 from numerics._validation import InvalidInputError
 
-__all__ = ["main", "build_parser", "load_callable"]
+__all__ = ["main", "build_parser", "load_callable", "LoadError"]
 
 
 class LoadError(Exception):
-    """The ``FILE:FUNCTION`` target could not be loaded."""
+    """The ``TARGET`` could not be loaded."""
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .verify import CLAIMS, DIRECTIONS, SIMILARITIES
+    from .claims import CLAIMS, DIRECTIONS
+    from .verify import DEFAULT_BUDGET, DEFAULT_REPLICATES, SIMILARITIES
 
     p = argparse.ArgumentParser(
         prog="python -m proofs_checks verify",
         description="Verify a contrastive loss variant loss(F) -> float of the N x N logit "
                     "matrix F (positives on the diagonal) against a claim, on generated "
-                    "Gaussian models. Exit 0 confirmed, 1 refuted, 2 usage/loading error.",
+                    "Gaussian models. Exit 0 confirmed, 1 refuted, 3 inconclusive, "
+                    "2 usage/loading error.",
     )
-    p.add_argument("target", metavar="FILE.py:FUNCTION",
-                   help="path to a Python file and the name of the loss function in it "
-                        "(a 'grad' attribute of the function, F -> dL/dF, is used if present)")
+    p.add_argument("target", metavar="TARGET",
+                   help="path/to/file.py:NAME or package.module:NAME (a class is instantiated "
+                        "with no arguments; a 'grad' attribute, F -> dL/dF, is used if present)")
     p.add_argument("--claim", required=True, choices=CLAIMS)
     p.add_argument("--similarity", default="dot", choices=SIMILARITIES)
     p.add_argument("--direction", default="both", choices=DIRECTIONS,
                    help="conditionals concerned by the matches-* claims (rows of F: v|u)")
-    p.add_argument("--grad", metavar="FUNCTION",
-                   help="name of a gradient function F -> dL/dF in the same file")
+    p.add_argument("--grad", metavar="NAME",
+                   help="name of a gradient function F -> dL/dF next to the target")
+    p.add_argument("--margin", type=float, default=None,
+                   help="absolute margin on the whitened distance (default: 5%% of the target's norm)")
+    p.add_argument("--budget", type=float, default=DEFAULT_BUDGET, metavar="SECONDS",
+                   help=f"time for adaptive rounds after the first (default {DEFAULT_BUDGET:g})")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--models", type=int, default=3, help="number of Gaussian models (default 3)")
     p.add_argument("--sizes", type=int, nargs="+", metavar="N",
-                   help="batch sizes, increasing (default depends on the similarity)")
-    p.add_argument("--replicates", type=int, default=2)
+                   help="batch sizes of the first round, increasing (default depends on the similarity)")
+    p.add_argument("--replicates", type=int, default=DEFAULT_REPLICATES)
+    p.add_argument("--workers", type=int, default=1,
+                   help="run the fits on a local Dask cluster of this many processes")
+    p.add_argument("--scheduler", metavar="ADDRESS",
+                   help="run the fits on an existing Dask cluster (tcp://HOST:PORT)")
     p.add_argument("--json", metavar="PATH", help="write the result as JSON to PATH")
     p.add_argument("--report", metavar="DIR",
                    help="write report.md, result.json and PNG figures to DIR")
@@ -52,33 +68,52 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def load_callable(target: str):
-    """Load ``FILE.py:FUNCTION``; return ``(function, module)``.  Raises :class:`LoadError`."""
-    path_str, sep, func_name = target.rpartition(":")
-    if not sep or not path_str or not func_name:
-        raise LoadError(f"target={target!r}: expected FILE.py:FUNCTION")
-    path = Path(path_str)
-    if not path.is_file():
-        raise LoadError(f"file {str(path)!r} does not exist")
-    spec = importlib.util.spec_from_file_location(f"_cp_variant_{abs(hash(str(path.resolve())))}",
-                                                  path)
-    if spec is None or spec.loader is None:
-        raise LoadError(f"file {str(path)!r} cannot be imported as a Python module")
-    module = importlib.util.module_from_spec(spec)
-    # the user's file may import its neighbours
-    sys.path.insert(0, str(path.resolve().parent))
+def _load_module(spec_str: str):
+    """A module from a file path (``.py``) or an importable dotted name."""
+    path = Path(spec_str)
+    if spec_str.endswith(".py") or path.is_file() or "/" in spec_str or "\\" in spec_str:
+        if not path.is_file():
+            raise LoadError(f"file {str(path)!r} does not exist")
+        spec = importlib.util.spec_from_file_location(
+            f"_cp_variant_{abs(hash(str(path.resolve())))}", path)
+        if spec is None or spec.loader is None:
+            raise LoadError(f"file {str(path)!r} cannot be imported as a Python module")
+        module = importlib.util.module_from_spec(spec)
+        sys.path.insert(0, str(path.resolve().parent))  # the user's file may import its neighbours
+        try:
+            spec.loader.exec_module(module)
+        except Exception as exc:
+            raise LoadError(f"importing {str(path)!r} failed: {type(exc).__name__}: {exc}") from exc
+        finally:
+            sys.path.pop(0)
+        return module, str(path)
     try:
-        spec.loader.exec_module(module)
+        return importlib.import_module(spec_str), spec_str
     except Exception as exc:
-        raise LoadError(f"importing {str(path)!r} failed: {type(exc).__name__}: {exc}") from exc
-    finally:
-        sys.path.pop(0)
-    func = getattr(module, func_name, None)
-    if func is None:
-        raise LoadError(f"{str(path)!r} has no attribute {func_name!r}")
-    if not callable(func):
-        raise LoadError(f"{func_name!r} in {str(path)!r} is not callable")
-    return func, module
+        raise LoadError(f"importing module {spec_str!r} failed: {type(exc).__name__}: {exc}") from exc
+
+
+def load_callable(target: str):
+    """Load ``path/file.py:NAME`` or ``package.module:NAME``; return ``(callable, module)``.
+
+    A class is instantiated with no arguments.  Raises :class:`LoadError`.
+    """
+    where, sep, name = target.rpartition(":")
+    if not sep or not where or not name:
+        raise LoadError(f"target={target!r}: expected path/file.py:NAME or package.module:NAME")
+    module, shown = _load_module(where)
+    obj = getattr(module, name, None)
+    if obj is None:
+        raise LoadError(f"{shown!r} has no attribute {name!r}")
+    if inspect.isclass(obj):
+        try:
+            obj = obj()
+        except Exception as exc:
+            raise LoadError(f"{name}() in {shown!r} cannot be built with no arguments: "
+                            f"{type(exc).__name__}: {exc}") from exc
+    if not callable(obj):
+        raise LoadError(f"{name!r} in {shown!r} is not callable")
+    return obj, module
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -105,9 +140,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         result = verify_variant(loss, claim=args.claim, similarity=args.similarity, seed=args.seed,
                                 grad=grad, n_models=args.models, sizes=args.sizes,
-                                replicates=args.replicates, direction=args.direction,
-                                name=args.target, progress=progress)
-    except InvalidInputError as exc:
+                                replicates=args.replicates, margin=args.margin, budget=args.budget,
+                                direction=args.direction, name=args.target, workers=args.workers,
+                                scheduler=args.scheduler, progress=progress)
+    except (InvalidInputError, ImportError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(result.summary())
@@ -119,7 +155,7 @@ def main(argv: list[str] | None = None) -> int:
         report = result.write_report(args.report)
         if not args.quiet:
             print(f"report written to {report}", file=sys.stderr)
-    return 0 if result.passed else 1
+    return result.exit_code
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -115,3 +115,27 @@ def test_infonce_of_equal_logits_is_log_n_and_shift_invariant():
     for lam in (0.0, 0.3, 0.5, 1.0):
         assert infonce.infonce_loss(np.full((6, 6), 2.5), lam) == pytest.approx(np.log(6), abs=1e-14)
         assert infonce.infonce_loss(F + 7.0, lam) == pytest.approx(infonce.infonce_loss(F, lam), abs=1e-13)
+
+
+def test_value_and_grad_in_one_pass_matches_the_separate_functions():
+    rng = np.random.default_rng(5)
+    F = 3 * rng.standard_normal((9, 9))
+    for lam in (0.0, 0.4, 1.0):
+        value, grad = infonce.infonce_value_and_grad(F, lam)
+        assert value == pytest.approx(infonce.infonce_loss(F, lam), abs=1e-13)
+        np.testing.assert_allclose(grad, infonce.infonce_grad(F, lam), atol=1e-15)
+        # and the gradient against central differences of the value
+        D = rng.standard_normal(F.shape)
+        h = 1e-6
+        fd = (infonce.infonce_loss(F + h * D, lam) - infonce.infonce_loss(F - h * D, lam)) / (2 * h)
+        assert abs(fd - np.sum(grad * D)) <= 1e-8
+
+
+def test_logsumexp_against_scipy():
+    from scipy.special import logsumexp as reference
+
+    rng = np.random.default_rng(6)
+    x = 50 * rng.standard_normal((4, 7))
+    x[0, :] = -np.inf
+    for axis in (0, 1, -1):
+        np.testing.assert_allclose(infonce.logsumexp(x, axis=axis), reference(x, axis=axis), rtol=1e-14)

@@ -1,0 +1,208 @@
+r"""The statistics of a variant's verdict: an equivalence test with a stated margin.
+
+For one Gaussian model the verifier fits, on ``R`` independent replicates and
+nested batch sizes :math:`N_1 < \dots < N_k`, the CLIP control and the user's
+variant on the *same* batches, and records the paired difference of their
+statistics (whitened invariants, see :mod:`proofs_checks.verify`)
+
+.. math:: D_r(N) = \text{stat}(\hat\theta_u(N)) - \text{stat}(\hat\theta_c(N)) \in R^d .
+
+Model.  :math:`E D_r(N) = \Delta + \beta/N + O(N^{-2})`: the population
+difference :math:`\Delta` plus the finite-:math:`N` bias of the two estimators,
+with a fluctuation :math:`O(N^{-1/2})` that common random numbers make far
+smaller than either fit's own error.  The claim's distance is
+:math:`\delta = \|\Delta + g\|` with :math:`g` the (exactly known) distance of
+CLIP's own population statistic from the claim's target (0 for
+``same-minimizers-as-clip``).
+
+Estimate.  Each replicate's differences are regressed on :math:`(1, 1/N)` by
+weighted least squares (weights :math:`N`, the inverse variance of an
+:math:`N^{-1/2}` fluctuation); the intercepts :math:`a_r` estimate
+:math:`\Delta` with the bias removed to first order.  Their mean
+:math:`\bar a` and sample covariance :math:`S` over replicates give
+:math:`\hat\delta = \|\bar a + g\|`.
+
+Interval.  With :math:`e = \bar a - \Delta`, :math:`R\|e\|^2/\operatorname{tr}S`
+is approximately :math:`F(d_e, (R-1)d_e)` (Satterthwaite: the effective
+dimension :math:`d_e = (\operatorname{tr}S)^2/\operatorname{tr}S^2`), so with
+:math:`h_q = \sqrt{\operatorname{tr}(S)/R \cdot F_q(d_e, (R-1)d_e)}` the
+triangle inequality gives :math:`\delta \in [\hat\delta - h_q, \hat\delta + h_q]`
+with probability at least :math:`q` (a sphere around the estimate: conservative
+for the norm).
+
+Verdict, per model, with ``margin`` :math:`m` (default 5 % of the target's norm):
+
+* **confirmed** when :math:`\hat\delta + h_{q_c} \le m`: the data show
+  :math:`\delta \le m` with confidence :math:`q_c` (:data:`CONFIRM_LEVEL`);
+* **refuted** when :math:`\hat\delta - h_{q_r} > 0`: a difference that neither
+  noise nor the (extrapolated) finite-:math:`N` bias explains, at level
+  :math:`q_r` (:data:`REFUTE_LEVEL`);
+* **inconclusive** otherwise, with the batch size that would likely decide:
+  :math:`h \propto N^{-1/2}`, so :math:`N_{max}(h/h^*)^2` for the half-width
+  :math:`h^*` that would separate :math:`\hat\delta` from :math:`m` or from 0.
+
+A variant whose statistic keeps moving with :math:`N` has no
+:math:`N`-independent limit within the sizes tried: it is flagged ``drifting``
+and never confirmed.  Two signs: the :math:`\beta/N` term at :math:`N_{max}` is
+significant and larger than the margin, or it is more than half the size of
+the variant's statistic itself (:data:`DRIFT_RATIO`; for example a sigmoid
+loss with a fixed bias, whose minimiser shrinks like :math:`1/N`: its
+statistic *is* its drift).
+
+The claim's verdict: refuted if any model is refuted, confirmed if every
+model is confirmed, inconclusive otherwise.  :data:`REFUTE_LEVEL` is set so
+that three models keep the false-refutation rate of a claim below 1 %.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.stats import f as f_dist
+
+__all__ = ["VERDICTS", "CONFIRM_LEVEL", "REFUTE_LEVEL", "DEFAULT_RELATIVE_MARGIN", "DRIFT_RATIO", "DeltaEstimate",
+           "estimate_delta", "decide", "combine"]
+
+VERDICTS = ("confirmed", "refuted", "inconclusive")
+#: Confidence of the upper bound behind a confirmation.  A false confirmation
+#: needs the true distance above the margin and the bound below it.
+CONFIRM_LEVEL = 0.95
+#: Confidence of the lower bound behind a refutation, per model: with three
+#: models a correct claim is falsely refuted with probability <= 3 x 0.003 < 1 %.
+REFUTE_LEVEL = 0.997
+#: A statistic whose 1/N term at the largest batch exceeds this fraction of its
+#: size is drifting (module docstring).
+DRIFT_RATIO = 0.5
+#: Default margin, relative to the norm of the claim's target.
+DEFAULT_RELATIVE_MARGIN = 0.05
+
+
+@dataclass(frozen=True)
+class DeltaEstimate:
+    r"""Estimated distance of the variant's population statistic from the claim's target.
+
+    Attributes
+    ----------
+    delta : float
+        :math:`\hat\delta = \|\bar a + g\|`.
+    lower, upper : float
+        Bounds at :data:`REFUTE_LEVEL` (lower) and :data:`CONFIRM_LEVEL` (upper).
+    half_width_refute, half_width_confirm : float
+        :math:`h_{q_r}` and :math:`h_{q_c}`.
+    drift : float
+        :math:`\|\bar\beta\|/N_{max}`: the part of the statistic still moving at
+        the largest batch.
+    drift_significant : bool
+        Whether that drift is distinguishable from noise at :data:`REFUTE_LEVEL`.
+    drift_ratio : float
+        Median over replicates of :math:`\|\beta_r\|/N_{max}` over the median norm of
+        the variant's statistic at :math:`N_{max}` (``nan`` when the statistic is not given).
+    effective_dimension : float
+    replicates : int
+    n_max : int
+    """
+
+    delta: float
+    lower: float
+    upper: float
+    half_width_refute: float
+    half_width_confirm: float
+    drift: float
+    drift_significant: bool
+    drift_ratio: float
+    effective_dimension: float
+    replicates: int
+    n_max: int
+
+
+def _quantile(q, d_e, dof):
+    if dof <= 0:
+        return math.inf
+    return float(f_dist.ppf(q, d_e, dof))
+
+
+def _half_width(S, R, q):
+    """:math:`\\sqrt{\\operatorname{tr}(S)/R\\, F_q(d_e, (R-1)d_e)}` and :math:`d_e`."""
+    tr = float(np.trace(S))
+    if tr <= 0:
+        return 0.0, 0.0  # no spread at all: the variant and the control coincide on every batch
+    d_e = tr**2 / float(np.sum(S * S))
+    return math.sqrt(tr / R * _quantile(q, d_e, (R - 1) * d_e)), d_e
+
+
+def estimate_delta(sizes, differences, gap=None, variant_stats=None) -> DeltaEstimate:
+    r"""Estimate :math:`\delta` and its bounds from paired differences (module docstring).
+
+    Parameters
+    ----------
+    sizes : sequence of int, length k >= 2
+        Increasing batch sizes.
+    differences : ndarray, shape (R, k, d)
+        :math:`D_r(N_j)`, with ``R >= 2`` replicates.
+    gap : ndarray, shape (d,), optional
+        :math:`g`, CLIP's own distance from the target (zero by default).
+    variant_stats : ndarray, shape (R, k, d), optional
+        The variant's statistics themselves, for the drift ratio.
+    """
+    n = np.asarray(sizes, dtype=float)
+    D = np.asarray(differences, dtype=float)
+    R, k, d = D.shape
+    if k < 2 or R < 2:
+        raise ValueError("estimate_delta needs at least two sizes and two replicates")
+    g = np.zeros(d) if gap is None else np.asarray(gap, dtype=float)
+    X = np.column_stack([np.ones(k), 1.0 / n])
+    w = np.sqrt(n)  # weights N on squared residuals
+    coef = np.linalg.lstsq(X * w[:, None], (D * w[None, :, None]).transpose(1, 0, 2).reshape(k, R * d),
+                           rcond=None)[0].reshape(2, R, d)
+    a, beta = coef[0], coef[1]
+    a_bar, b_bar = a.mean(axis=0), beta.mean(axis=0)
+    S_a = np.cov(a, rowvar=False, ddof=1).reshape(d, d)
+    S_b = np.cov(beta, rowvar=False, ddof=1).reshape(d, d)
+    h_r, d_e = _half_width(S_a, R, REFUTE_LEVEL)
+    h_c, _ = _half_width(S_a, R, CONFIRM_LEVEL)
+    delta = float(np.linalg.norm(a_bar + g))
+    hb, _ = _half_width(S_b, R, REFUTE_LEVEL)
+    drift = float(np.linalg.norm(b_bar)) / n[-1]
+    ratio = math.nan
+    if variant_stats is not None:
+        # Medians over replicates: one fit that ran away must not hide (or fake) a drift.
+        size = float(np.median(np.linalg.norm(np.asarray(variant_stats, dtype=float)[:, -1], axis=1)))
+        moving = float(np.median(np.linalg.norm(beta, axis=1))) / n[-1]
+        ratio = moving / size if size > 0 else math.inf
+    return DeltaEstimate(delta=delta, lower=max(0.0, delta - h_r), upper=delta + h_c,
+                         half_width_refute=h_r, half_width_confirm=h_c, drift=drift,
+                         drift_significant=bool(float(np.linalg.norm(b_bar)) > hb),
+                         drift_ratio=ratio,
+                         effective_dimension=d_e, replicates=R, n_max=int(n[-1]))
+
+
+def decide(est: DeltaEstimate, margin: float) -> tuple[str, bool, int | None]:
+    r"""``(verdict, drifting, n_to_decide)`` for one model (module docstring).
+
+    ``n_to_decide`` is the largest batch size at which the current half-widths,
+    shrinking like :math:`N^{-1/2}`, would likely separate :math:`\hat\delta`
+    from the margin (to confirm) or from zero (to refute); ``None`` once decided.
+    """
+    drifting = bool((est.drift_significant and est.drift > margin) or est.drift_ratio > DRIFT_RATIO)
+    if est.upper <= margin and not drifting:
+        return "confirmed", drifting, None
+    if est.lower > 0:
+        return "refuted", drifting, None
+    targets = []
+    if est.delta < margin and not drifting and est.half_width_confirm > 0:
+        targets.append(est.n_max * (est.half_width_confirm / (margin - est.delta)) ** 2)
+    if est.delta > 0 and est.half_width_refute > 0:
+        targets.append(est.n_max * (est.half_width_refute / est.delta) ** 2)
+    n_next = int(min(targets)) if targets and math.isfinite(min(targets)) else None
+    return "inconclusive", drifting, n_next
+
+
+def combine(verdicts) -> str:
+    """The claim's verdict from the models' verdicts."""
+    verdicts = list(verdicts)
+    if any(v == "refuted" for v in verdicts):
+        return "refuted"
+    if verdicts and all(v == "confirmed" for v in verdicts):
+        return "confirmed"
+    return "inconclusive"
