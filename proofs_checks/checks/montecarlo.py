@@ -15,7 +15,7 @@ from numerics import gaussian, montecarlo, variants
 from numerics.gaussian import _sym_power
 
 from ..registry import CaseResult, register
-from ..tolerances import monte_carlo_tolerance
+from ..tolerances import monte_carlo_mde, monte_carlo_tolerance
 
 __all__ = [
     "whitened_encoders",
@@ -124,7 +124,8 @@ def check_theorem_3_2_monte_carlo(models, rng, *, clip_loss_mc=montecarlo.popula
             neg = max(0.0, -kv.estimate - 5 * kv.standard_error, -ku.estimate - 5 * ku.standard_error)
             cases.append(CaseResult(f"{m.label} {sim}", abs(lhs.estimate - rhs) + neg,
                                     monte_carlo_tolerance(se),
-                                    {"L_clip": lhs.estimate, "rhs": rhs, "se": se}))
+                                    {"L_clip": lhs.estimate, "rhs": rhs, "se": se,
+                                     "mde": monte_carlo_mde(se)}))
             if sim == "l2":
                 kv0, ku0 = l2_kl_terms(G_u, G_v, tau, m.cov, m.n_u)
                 exact = 0.5 * (kv0 + ku0) - I
@@ -132,11 +133,13 @@ def check_theorem_3_2_monte_carlo(models, rng, *, clip_loss_mc=montecarlo.popula
                                         abs(lhs.estimate - exact),
                                         monte_carlo_tolerance(lhs.standard_error),
                                         {"L_clip": lhs.estimate, "closed_form": exact,
-                                         "se": lhs.standard_error}))
+                                         "se": lhs.standard_error,
+                                         "mde": monte_carlo_mde(lhs.standard_error)}))
                 se_kl = 0.5 * float(np.hypot(kv.standard_error, ku.standard_error))
                 cases.append(CaseResult(f"{m.label} l2 KL route vs closed form",
                                         abs(rhs - exact), monte_carlo_tolerance(se_kl),
                                         {"rhs": rhs, "closed_form": exact, "se": se_kl,
+                                         "mde": monte_carlo_mde(se_kl),
                                          "kl_v": (kv.estimate, kv0), "kl_u": (ku.estimate, ku0)}))
     return cases
 
@@ -180,7 +183,8 @@ def check_n1_monte_carlo(models, rng, *, clip_loss=gaussian.population_clip_loss
             d = est.estimate - np.log(N) - L
             cases.append(CaseResult(f"{m.label} N={N}", abs(d - b / N),
                                     monte_carlo_tolerance(est.standard_error),
-                                    {"bias": d, "predicted": b / N, "se": est.standard_error}))
+                                    {"bias": d, "predicted": b / N, "se": est.standard_error,
+                                     "mde": monte_carlo_mde(est.standard_error)}))
     return cases
 
 
@@ -210,7 +214,9 @@ def check_n2_monte_carlo(models, rng, *, batch_loss_mc=montecarlo.expected_batch
                 gap = est.estimate - (np.log(N) - I)
                 cases.append(CaseResult(f"{m.label} {name} N={N}", max(0.0, -gap),
                                         monte_carlo_tolerance(est.standard_error),
-                                        {"E_L_N": est.estimate, "bound": np.log(N) - I}))
+                                        {"E_L_N": est.estimate, "bound": np.log(N) - I,
+                                         # a downward error must also close the gap to be seen
+                                         "mde": max(gap, 0.0) + monte_carlo_mde(est.standard_error)}))
     return cases
 
 
