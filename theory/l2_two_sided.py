@@ -10,7 +10,8 @@ two-sided loss :math:`L^{L2}_{1/2} = \tfrac12(E_uKL(\mu_{v|u}\|\nu_{v|u})
 :math:`K = U\Sigma V^T`; so take :math:`\tau = 1`, :math:`C_{uu} = I`,
 :math:`C_{vv} = I`, :math:`C_{uv} = \Sigma`.
 
-Step 1 (derived, proved here symbolically).  With :math:`P = G_u^TG_u`,
+Step 1 (derived by hand; held numerically against the general Gaussian KL of
+``numerics.variants.l2_kl_terms`` by the tests and by ``g4-closed-form``).  With :math:`P = G_u^TG_u`,
 :math:`Q = G_v^TG_v`, :math:`M = G_u^TG_v`, the model conditional is
 :math:`\nu_{v|u} = N((I+Q)^{-1}M^Tu, (I+Q)^{-1})`, and the Gaussian KL gives
 

@@ -68,7 +68,7 @@ def check_n1_quadrature(models, rng, *, bias=batch_loss_bias, clip_loss=gaussian
                         expected_loss=fs.scalar_expected_batch_loss, count=2, sizes=SIZES):
     r"""Proposition N1 by quadrature: :math:`N(E[L_N] - \log N - L_{clip}) \to b`.
 
-    Two cases per scalar model:
+    Three cases per scalar model:
 
     * ``E[L_1] = 0``: :math:`L_1 \equiv 0` (one pair), a control of the quadrature
       itself, within its error estimate;
@@ -76,7 +76,11 @@ def check_n1_quadrature(models, rng, *, bias=batch_loss_bias, clip_loss=gaussian
       :math:`N\,D_N` against the closed form ``bias(A, cov, 1)``, within
       :func:`~proofs_checks.tolerances.richardson_tolerance`.  It also holds the
       limit :math:`D_N \to 0` (with :math:`L_{clip}` from ``clip_loss``): a wrong
-      :math:`L_{clip}` makes :math:`N D_N` grow like :math:`N`.
+      :math:`L_{clip}` makes :math:`N D_N` grow like :math:`N`;
+    * ``expansion converges``: the truncation estimate of the table at the top
+      sizes is at most half of the one a doubling earlier, as a remainder
+      :math:`O(N^{-2})` requires (it would double if :math:`N D_N` grew like
+      :math:`N`, which the ``b`` case alone could absorb in its own tolerance).
     """
     cases = []
     for sm in scalar_models(rng, count):
@@ -86,9 +90,17 @@ def check_n1_quadrature(models, rng, *, bias=batch_loss_bias, clip_loss=gaussian
         L = clip_loss(sm.A, sm.cov, 1)
         R1 = sizes * (q.values - np.log(sizes) - L)
         limit, trunc, prop = fs.richardson_limit(sizes, R1, sizes * q.error, orders=2)
+        _, trunc_prev, _ = fs.richardson_limit(sizes[:-1], R1[:-1], sizes[:-1] * q.error[:-1],
+                                               orders=2)
         b = bias(sm.A, sm.cov, 1)
         cases.append(CaseResult(f"{sm.label} b", abs(limit - b), richardson_tolerance(trunc, prop),
                                 {"b_quadrature": limit, "b_closed_form": b, "N_D_N": R1.tolist()}))
+        # Under the 1/N expansion the table's truncation estimate shrinks by about 4 per
+        # doubling (2 leaves room for a moment-limited remainder); a wrong L_clip adds
+        # c N to N D_N and makes it grow by 2 instead.
+        cases.append(CaseResult(f"{sm.label} expansion converges", trunc,
+                                0.5 * trunc_prev + richardson_tolerance(0.0, prop),
+                                {"truncation": trunc, "previous_truncation": trunc_prev}))
     return cases
 
 
