@@ -16,7 +16,7 @@ from ._validation import as_covariance, as_dimension, as_latent_dim, as_rng, fai
 from .gaussian import _whitened, joint_covariance
 
 __all__ = ["GaussianModel", "random_orthogonal", "random_spd", "random_gaussian_model", "default_models",
-           "random_encoders"]
+           "random_encoders", "small_bilinear"]
 
 
 @dataclass(frozen=True)
@@ -196,3 +196,19 @@ def random_encoders(model: "GaussianModel", rng: np.random.Generator, scale: flo
     P_u = rng.standard_normal((model.n_e, model.n_u)) * scale / np.sqrt(model.n_u)
     P_v = rng.standard_normal((model.n_e, model.n_v)) * scale / np.sqrt(model.n_v)
     return P_u @ gaussian.sym_power(C_uu, -0.5), P_v @ gaussian.sym_power(C_vv, -0.5)
+
+
+def small_bilinear(model: GaussianModel, rng: np.random.Generator, scale: float = 0.3) -> np.ndarray:
+    r"""A random bilinear ``A`` (shape (n_u, n_v)) whose whitened matrix
+    :math:`B = C_{uu}^{1/2}AC_{vv}^{1/2}` has spectral norm ``scale``.
+
+    Small ``scale`` keeps the moments the finite-sample statements need finite:
+    :math:`E e^{2f}` requires the spectral radius of :math:`2AC_{vv}A^TC_{uu}` below 1.
+    """
+    if not isinstance(model, GaussianModel):
+        raise fail("model", model, "a numerics.models.GaussianModel")
+    rng = as_rng(rng)
+    C_uu, _, C_vv = gaussian.split_covariance(model.cov, model.n_u)
+    B = rng.standard_normal((model.n_u, model.n_v))
+    B *= scale / np.linalg.norm(B, 2)
+    return gaussian.sym_power(C_uu, -0.5) @ B @ gaussian.sym_power(C_vv, -0.5)

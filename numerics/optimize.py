@@ -32,6 +32,8 @@ __all__ = [
     "bilinear_objective",
     "balanced_factors",
     "finite_difference_grad",
+    "finite_difference_hessian",
+    "finite_difference_objective",
     "is_converged",
 ]
 
@@ -125,6 +127,39 @@ def finite_difference_grad(loss: Callable[[np.ndarray], float], A: np.ndarray) -
         Am[idx] -= h
         g[idx] = (loss(Ap) - loss(Am)) / (2 * h)
     return g
+
+
+def finite_difference_hessian(grad: Callable[[np.ndarray], np.ndarray], x0, step: float = 1e-5):
+    r"""Symmetrised central-difference Jacobian of ``grad`` at ``x0``; returns ``(H, h)``.
+
+    Step :math:`h = \text{step}\cdot\max(1, \|x_0\|_\infty)`: the error is
+    :math:`O(h^2)` truncation plus :math:`O(\epsilon\|\nabla\|/h)` rounding, which
+    :func:`proofs_checks.tolerances.finite_difference_hessian_tolerance` bounds.
+    """
+    x0 = np.asarray(x0, dtype=np.float64)
+    h = step * max(1.0, float(np.max(np.abs(x0))))
+    H = np.array([(grad(x0 + h * e) - grad(x0 - h * e)) / (2 * h) for e in np.eye(x0.size)])
+    return 0.5 * (H + H.T), h
+
+
+def finite_difference_objective(value: Callable[[np.ndarray, np.ndarray], float]):
+    r"""Objective for :func:`minimize_factors` from ``value(G_u, G_v) -> float`` alone, with
+    central differences in the factor entries (step :math:`\epsilon^{1/3}\max(1, |x_i|)`)."""
+    eps3 = np.finfo(np.float64).eps ** (1 / 3)
+
+    def objective(G_u, G_v):
+        x = np.concatenate([G_u.ravel(), G_v.ravel()])
+        split = lambda y: (y[: G_u.size].reshape(G_u.shape), y[G_u.size:].reshape(G_v.shape))  # noqa: E731
+        g = np.empty_like(x)
+        for i in range(x.size):
+            h = eps3 * max(1.0, abs(x[i]))
+            xp, xm = x.copy(), x.copy()
+            xp[i] += h
+            xm[i] -= h
+            g[i] = (value(*split(xp)) - value(*split(xm))) / (2 * h)
+        return value(G_u, G_v), split(g)
+
+    return objective
 
 
 def balanced_factors(A, n_e: int) -> tuple[np.ndarray, np.ndarray]:

@@ -87,6 +87,13 @@ class CheckResult:
     def tolerance(self) -> float:
         return self.worst.tolerance if self.cases else math.nan
 
+    @property
+    def mde(self) -> float | None:
+        """Smallest minimum detectable effect among the cases that report one
+        (``detail["mde"]``, Monte Carlo checks), or None."""
+        values = [c.detail["mde"] for c in self.cases if "mde" in c.detail]
+        return float(min(values)) if values else None
+
     def to_dict(self) -> dict:
         worst = self.worst
         return {
@@ -98,6 +105,7 @@ class CheckResult:
             "tolerance": float(worst.tolerance) if worst else None,
             "worst_case": worst.label if worst else None,
             "passed": self.passed,
+            "mde": self.mde,
         }
 
 

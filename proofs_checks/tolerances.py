@@ -19,6 +19,9 @@ __all__ = [
     "minimiser_tolerance",
     "monte_carlo_tolerance",
     "kernel_tolerance",
+    "monte_carlo_mde",
+    "richardson_tolerance",
+    "finite_difference_hessian_tolerance",
 ]
 
 EPS64 = float(np.finfo(np.float64).eps)
@@ -135,3 +138,54 @@ def covariance_tolerance(value_tolerance, S_true):
     (a factor 2 above the quadratic bound covers the cubic term).
     """
     return 4.0 * float(np.linalg.eigvalsh(S_true)[-1]) * math.sqrt(value_tolerance)
+
+
+# --------------------------------------------------------------------------
+# second methods: power of Monte Carlo checks, quadrature, finite differences
+# --------------------------------------------------------------------------
+#: One-sided normal quantile of the power used for minimum detectable effects (80 %).
+Z_POWER = 0.8416212335729143
+
+
+def monte_carlo_mde(standard_error: float, k: float = 5.0, z_power: float = Z_POWER) -> float:
+    r"""Minimum detectable effect of a comparison held under ``k`` standard errors.
+
+    .. math:: \text{MDE} = (k + z_{0.8})\,\text{se}
+
+    A wrong formula that shifts the compared quantity by the MDE makes the
+    case fail with probability 0.8 (the estimate lands beyond the tolerance
+    unless the noise pulls it back by more than :math:`z_{0.8} = 0.84`
+    standard errors); smaller shifts are caught less often.
+    """
+    return (k + z_power) * float(standard_error)
+
+
+def richardson_tolerance(truncation: float, propagated: float) -> float:
+    r"""Tolerance on a limit extrapolated by Richardson's table from exact-to-quadrature values.
+
+    .. math:: \text{tol} = 10\,(\text{truncation} + \text{propagated})
+
+    ``truncation`` is the difference between the last two orders of the table
+    (the standard estimate of the error left); ``propagated`` the quadrature
+    errors carried through the table.  The factor 10 covers expansions whose
+    next term decays more slowly than the next integer power (the moments
+    :math:`E e^{kf}` of a Gaussian bilinear logit exist only for small
+    :math:`k`): on the scalar models of :mod:`numerics.finite_sample` with
+    :math:`|a| \le 0.25` the error stayed within 3 times the estimate.
+    """
+    return 10.0 * (float(truncation) + float(propagated))
+
+
+def finite_difference_hessian_tolerance(hessian_scale: float, point_scale: float,
+                                        step: float) -> float:
+    r"""Tolerance on the eigenvalues of a Hessian built by central differences of an
+    exact gradient.
+
+    .. math:: \text{tol} = 8\,\big(\epsilon\,\|H\|\max(1, |x|)/h + h^2\|H\|\big)
+
+    the rounding error of the gradient divided by the step plus the
+    :math:`O(h^2)` truncation (third derivatives of the size of :math:`\|H\|`
+    on the unit scale); Weyl's inequality carries entry errors to eigenvalues.
+    """
+    s = max(float(hessian_scale), 1.0)
+    return 8.0 * (EPS64 * s * max(1.0, float(point_scale)) / step + step * step * s)
