@@ -27,6 +27,11 @@ Statistics (all in whitened coordinates, so that they are scale-free):
 * ``same-minimizers-as-clip``: bilinear, :math:`B = C_{uu}^{1/2}G_u^TG_vC_{vv}^{1/2}`;
   L2 (invariant under joint rotations only), the Gram matrix of
   :math:`[G_uC_{uu}^{1/2},\ G_vC_{vv}^{1/2}]`.  Target: CLIP's population minimiser.
+* ``same-subspace-as-clip``: the projectors onto the whitened row spaces
+  :math:`\operatorname{span} C_{uu}^{1/2}G_u^T` and :math:`\operatorname{span} C_{vv}^{1/2}G_v^T`
+  (the scale and the shape of :math:`f` within the subspace are free).  Target:
+  CLIP's, the top-:math:`n_e` canonical subspaces (Proposition G1).  Its margin
+  is the largest principal angle, in radians (default 0.1).
 * ``matches-conditional-means``: the model mean maps
   :math:`C_{vv}^{-1/2}N_vC_{uu}^{1/2}` (and/or the :math:`u|v` one), target the
   true regression map projected on the top-:math:`n_e` canonical directions
@@ -37,7 +42,8 @@ Statistics (all in whitened coordinates, so that they are scale-free):
   The bilinear model can never move covariances (§4.1), so with
   ``similarity="dot"`` this claim is refuted whenever :math:`K \ne 0`.
 
-The margin is 5 % of the target's norm unless ``margin=`` sets an absolute value.
+The margin is 5 % of the target's norm unless ``margin=`` sets an absolute value
+(for ``same-subspace-as-clip``: an angle in radians).
 
 The user's loss
 ---------------
@@ -66,7 +72,8 @@ from numerics.encoders import (LinearEncoders, check_depends_on_logits, fit_batc
 from numerics.models import GaussianModel, random_gaussian_model
 
 from . import report
-from .claims import CLAIMS, DIRECTIONS, statistic as _statistic, target as _target
+from .claims import (CLAIMS, DEFAULT_SUBSPACE_MARGIN, DIRECTIONS, statistic as _statistic,
+                     subspace_margin, target as _target)
 from .parallel import executor
 from .verdict import DEFAULT_RELATIVE_MARGIN, DeltaEstimate, combine, decide, estimate_delta
 
@@ -375,6 +382,13 @@ def _round_cost(run, reps, new_sizes, finite_differences) -> float:
     return len(reps) * sum(N * N for N in sizes) * per_fit / NOMINAL_RATE
 
 
+def _margin_text(claim, margin) -> str:
+    if claim == "same-subspace-as-clip":
+        return f"principal angles <= {DEFAULT_SUBSPACE_MARGIN if margin is None else margin:g} rad"
+    return f"{margin:g} (absolute)" if margin is not None else \
+        f"{DEFAULT_RELATIVE_MARGIN:.0%} of the target's norm"
+
+
 class _ModelRun:
     """Everything the verifier knows about one model while its rounds run."""
 
@@ -387,7 +401,10 @@ class _ModelRun:
         self.T = _target(self.fam, claim, direction, self.T_c)
         self.gap = self.T_c - self.T
         self.target_norm = float(np.linalg.norm(self.T))
-        self.margin = margin if margin is not None else DEFAULT_RELATIVE_MARGIN * self.target_norm
+        if claim == "same-subspace-as-clip":
+            self.margin = subspace_margin(DEFAULT_SUBSPACE_MARGIN if margin is None else margin)
+        else:
+            self.margin = margin if margin is not None else DEFAULT_RELATIVE_MARGIN * self.target_norm
         self.Uk = gaussian.canonical_directions(model.cov, model.n_u)[0][:, : model.n_e]
         self.sizes = []
         self.chains = {}    # replicate -> {N: record}
@@ -439,7 +456,7 @@ def verify_variant(loss: Callable[[np.ndarray], float], *, claim: str, similarit
     loss : callable
         ``loss(F) -> float`` of the ``N x N`` logit matrix ``F``
         (``F[i, j] = f(u_i, v_j)``, positives on the diagonal).
-    claim : {"same-minimizers-as-clip", "matches-conditional-means", "matches-conditionals"}
+    claim : {"same-minimizers-as-clip", "same-subspace-as-clip", "matches-conditional-means", "matches-conditionals"}
     similarity : {"dot", "l2"}
         The logit family the encoders feed (``"bilinear"`` is a synonym of ``"dot"``).
     seed : int
@@ -457,7 +474,9 @@ def verify_variant(loss: Callable[[np.ndarray], float], *, claim: str, similarit
         Independent samples per model in the first round (>= 2).
     margin : float, optional
         Absolute margin on the whitened Frobenius distance; default 5 % of
-        the norm of the claim's target, model by model.
+        the norm of the claim's target, model by model.  For
+        ``same-subspace-as-clip``, the largest principal angle in radians
+        (default :data:`proofs_checks.claims.DEFAULT_SUBSPACE_MARGIN`).
     budget : float
         Seconds the adaptive rounds may take after the first round (0: none).
     direction : {"both", "v|u", "u|v"}
@@ -587,6 +606,5 @@ def verify_variant(loss: Callable[[np.ndarray], float], *, claim: str, similarit
                          f"{v.margin:.3g}) at N = {v.sizes[-1]}, like 1/N; it is never confirmed")
     return VariantVerification(claim, similarity, direction, seed, label,
                                "user" if grad is not None else "finite differences",
-                               f"{margin:g} (absolute)" if margin is not None
-                               else f"{DEFAULT_RELATIVE_MARGIN:.0%} of the target's norm",
+                               _margin_text(claim, margin),
                                float(budget), verdicts, time.perf_counter() - t0, rounds, notes)

@@ -333,3 +333,31 @@ def test_dispatch_from_main_cli():
 
     assert main(["verify", f"{EXAMPLES}/clip.py:missing", "--claim",
                  "same-minimizers-as-clip"]) == 2
+
+
+# --------------------------------------------------------------------------
+# same-subspace-as-clip
+# --------------------------------------------------------------------------
+def test_subspace_claim_is_free_of_scale():
+    """The alignment weighted x1.5 has minimiser 1.5 A*: a different scale (refuted for
+    same-minimizers) but CLIP's subspace (confirmed for same-subspace)."""
+    loss = _kappa(0.5)
+    assert verify_variant(loss, seed=1, **ONE).verdict == "refuted"
+    res = verify_variant(loss, claim="same-subspace-as-clip", seed=1, n_models=1)
+    assert res.verdict == "confirmed", res.summary()
+    assert "principal angles <= 0.1 rad" in res.summary()
+
+
+def test_subspace_margin_bounds_the_largest_angle():
+    """|P - P*|_F <= sqrt(2) sin(m) implies every principal angle <= m (random subspaces)."""
+    from scipy.linalg import subspace_angles
+
+    from proofs_checks.claims import _projector, subspace_margin
+
+    rng = np.random.default_rng(0)
+    for _ in range(200):
+        A, B = rng.standard_normal((5, 2)), rng.standard_normal((5, 2))
+        B = A + rng.uniform(0, 0.5) * B
+        dist = np.linalg.norm(_projector(A) - _projector(B))
+        theta = float(np.max(subspace_angles(A, B)))
+        assert dist >= subspace_margin(theta) - 1e-12
