@@ -31,7 +31,7 @@ from . import gaussian, variants
 from ._validation import InvalidInputError, fail
 from .infonce import _logits, as_similarity
 from .models import GaussianModel
-from .optimize import FactorFit, balanced_factors, minimize_factors
+from .optimize import FactorFit, balanced_factors, finite_difference_objective, minimize_factors
 
 __all__ = ["LinearEncoders", "fit_batch", "loss_on_logits", "population_minimizer",
            "check_depends_on_logits", "FIT_GTOL"]
@@ -200,25 +200,18 @@ def fit_batch(family: LinearEncoders, U, V, x0, value: Callable[[np.ndarray], fl
     quasi-Newton metric (for example the control's fit on the same batch).
     One start, no warning: the caller reads :attr:`FactorFit.converged`.
     """
-    eps3 = np.finfo(np.float64).eps ** (1 / 3)
-
     def objective(G_u, G_v):
         x = family.join(G_u, G_v)
         F, Za, Zb = family.logits(x, U, V)
         if joint is not None:
             val, dF = joint(F)
             return val, family.split(family.pullback(dF, Za, Zb, U, V))
-        val = value(F)
         if grad is not None:
-            return val, family.split(family.pullback(_grad_on_logits(grad, F), Za, Zb, U, V))
-        g = np.empty_like(x)
-        for i in range(x.size):
-            h = eps3 * max(1.0, abs(x[i]))
-            xp, xm = x.copy(), x.copy()
-            xp[i] += h
-            xm[i] -= h
-            g[i] = (value(family.logits(xp, U, V)[0]) - value(family.logits(xm, U, V)[0])) / (2 * h)
-        return val, family.split(g)
+            return value(F), family.split(family.pullback(_grad_on_logits(grad, F), Za, Zb, U, V))
+        return by_differences(G_u, G_v)
+
+    by_differences = finite_difference_objective(
+        lambda G_u, G_v: value(family.logits(family.join(G_u, G_v), U, V)[0]))
 
     m = family.model
     with warnings.catch_warnings():

@@ -11,7 +11,7 @@ for a set :math:`S` of canonical pairs, :math:`|S| \le n_e`; the *balanced*
 representative puts :math:`\sqrt{\sigma_i}u_i^T`, :math:`\sqrt{\sigma_i}v_i^T` in
 row :math:`i` of :math:`X`, :math:`Y` and zeros in the remaining rows.  Its Hessian
 spectrum is derived in :mod:`theory.landscape` and given in closed form by
-:func:`stationary_spectrum`.
+:func:`theory.landscape.predicted_spectrum` (the statement).
 
 Parameters are ordered ``x = (G_u.ravel(), G_v.ravel())`` (row-major).
 """
@@ -30,7 +30,6 @@ __all__ = [
     "whitening_map",
     "canonical_stationary_point",
     "stationary_subsets",
-    "stationary_spectrum",
     "stationary_value",
 ]
 
@@ -148,38 +147,3 @@ def stationary_value(sigma, subset):
     r""":math:`\ell = -\tfrac12\sum_{i\in S}\sigma_i^2` at a stationary point of set :math:`S`."""
     s = np.asarray(sigma, dtype=float)
     return -0.5 * float(sum(s[i] ** 2 for i in subset))
-
-
-def stationary_spectrum(sigma, n_u, n_v, n_e, subset):
-    r"""Eigenvalues of the Hessian in whitened factors at the balanced stationary point
-    of ``subset`` (derivation in :mod:`theory.landscape`), sorted ascending.
-
-    With :math:`m = \min(n_u, n_v)`, :math:`\sigma_j = 0` for :math:`j` beyond the
-    rank, :math:`s = |S|`:
-
-    * for each ordered pair :math:`(i, i') \in S^2`: :math:`\sigma_i + \sigma_{i'}` and 0;
-    * for each :math:`i \in S` and :math:`j \notin S`, :math:`j < m`:
-      :math:`\sigma_i + \sigma_j` and :math:`\sigma_i - \sigma_j`; and :math:`\sigma_i`
-      once for each of the :math:`|n_u - n_v|` unpaired coordinates;
-    * for each of the :math:`n_e - s` zero rows and each :math:`j < m`:
-      :math:`\pm\sigma_j` if :math:`j \notin S`, and 0, 0 if :math:`j \in S`;
-      plus :math:`|n_u - n_v|` zeros.
-    """
-    m = min(n_u, n_v)
-    s = np.zeros(m)
-    sig = np.asarray(sigma, dtype=float)[:m]
-    s[: sig.size] = sig
-    S = list(subset)
-    out = []
-    for i in S:
-        for i2 in S:
-            out += [s[i] + s[i2], 0.0]
-        for j in range(m):
-            if j not in S:
-                out += [s[i] + s[j], s[i] - s[j]]
-        out += [s[i]] * abs(n_u - n_v)
-    for _ in range(n_e - len(S)):
-        for j in range(m):
-            out += [0.0, 0.0] if j in S else [s[j], -s[j]]
-        out += [0.0] * abs(n_u - n_v)
-    return np.sort(np.array(out))

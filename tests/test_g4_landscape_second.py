@@ -104,7 +104,7 @@ def test_landscape_checks_pass(models):
 
 def test_landscape_closed_form_catches_a_wrong_spectrum(models):
     def no_swap_block(sigma, n_u, n_v, n_e, S):  # |sigma_i - sigma_j| instead of sigma_i - sigma_j
-        return np.sort(np.abs(ls.stationary_spectrum(sigma, n_u, n_v, n_e, S)))
+        return np.sort(np.abs(lsc.stationary_spectrum(sigma, n_u, n_v, n_e, S)))
 
     assert not _passed(lsc.check_landscape_closed_form(models, np.random.default_rng(0),
                                                        spectrum=no_swap_block))

@@ -5,7 +5,8 @@ objective :math:`\ell(G_u, G_v) = L_{clip}(G_u^TG_v)` (MATH.md §4.1; :mod:`theo
   pairs with :math:`|S| \le n_e`, at the balanced stationary point
   (:func:`numerics.landscape.canonical_stationary_point`) the gradient vanishes, the
   exact Hessian (:func:`numerics.landscape.factor_hessian`) carried to whitened
-  factors has the closed-form spectrum (:func:`numerics.landscape.stationary_spectrum`),
+  factors has the closed-form spectrum (:func:`stationary_spectrum`: the statement
+  :func:`theory.landscape.predicted_spectrum` in floats),
   its smallest eigenvalue is negative iff the point is not a global minimum, and
   the number of negative eigenvalues is unchanged at a random point
   :math:`(MG_u, M^{-T}G_v)` of the same orbit (Sylvester's law of inertia).
@@ -20,8 +21,14 @@ from numerics import landscape as ls
 from theory import landscape as tl
 
 from ..registry import CaseResult, register
-from .symbolic import proof_case
 from ..tolerances import closed_form_tolerance
+from .symbolic import proof_case
+
+
+def stationary_spectrum(sigma, n_u, n_v, n_e, subset):
+    """The claimed Hessian spectrum at a canonical stationary point, sorted, in float64."""
+    values = tl.predicted_spectrum([float(x) for x in sigma], n_u, n_v, n_e, list(subset))
+    return np.sort(np.array([float(v) for v in values]))
 
 __all__ = ["check_landscape_closed_form", "check_landscape_symbolic"]
 
@@ -34,7 +41,7 @@ def _random_gauge(rng, n, max_condition=10.0):
 
 
 def check_landscape_closed_form(models, rng, *, hessian=ls.factor_hessian,
-                                gradient=ls.factor_gradient, spectrum=ls.stationary_spectrum,
+                                gradient=ls.factor_gradient, spectrum=stationary_spectrum,
                                 point=ls.canonical_stationary_point):
     r"""Strict saddle: Hessian eigenvalues at every stationary point built from canonical pairs.
 
