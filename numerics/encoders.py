@@ -29,12 +29,12 @@ import numpy as np
 
 from . import gaussian, variants
 from ._validation import InvalidInputError, fail
-from .infonce import _logits, as_similarity
+from .infonce import _logits, as_similarity, infonce_value_and_grad
 from .models import GaussianModel
 from .optimize import FactorFit, balanced_factors, finite_difference_objective, minimize_factors
 
 __all__ = ["LinearEncoders", "fit_batch", "loss_on_logits", "population_minimizer",
-           "check_depends_on_logits", "FIT_GTOL"]
+           "check_depends_on_logits", "nested_sample", "paired_fits", "FIT_GTOL", "SAMPLE_BLOCK"]
 
 #: Stopping tolerance of a batch fit: the optimisation error near
 #: :math:`10^{-6}/\mu` for curvature :math:`\mu` is orders of magnitude below
@@ -219,3 +219,65 @@ def fit_batch(family: LinearEncoders, U, V, x0, value: Callable[[np.ndarray], fl
         return minimize_factors(objective, m.n_u, m.n_v, m.n_e, starts=1, init=family.split(x0),
                                 gtol=gtol, maxiter=maxiter, restarts=0, hess_inv=hess_inv,
                                 warn=False)
+
+
+# --------------------------------------------------------------------------
+# paired fits on nested batches (the data of a verdict)
+# --------------------------------------------------------------------------
+#: Rows of a sample drawn per seeded block, so that every prefix is reproducible.
+SAMPLE_BLOCK = 64
+
+
+def nested_sample(model: GaussianModel, key, n: int):
+    """The first ``n`` pairs of the sample named by the integer tuple ``key``: seeded
+    blocks of :data:`SAMPLE_BLOCK` rows, so that any prefix is the same however many
+    rows are asked for.  Returns ``(U, V)`` of shapes (n, n_u), (n, n_v)."""
+    L = np.linalg.cholesky(model.cov)
+    blocks = [np.random.default_rng([*key, b, 104729]).standard_normal((SAMPLE_BLOCK, L.shape[0]))
+              for b in range(-(-n // SAMPLE_BLOCK))]
+    Z = np.vstack(blocks)[:n] @ L.T
+    return Z[:, : model.n_u], Z[:, model.n_u:]
+
+
+def _clip_value_and_grad(F):
+    r"""CLIP loss :math:`L_N - \log N` and :math:`(P + Q)/(2N) - I/N` (MATH.md §2), one pass."""
+    value, grad = infonce_value_and_grad(F)
+    return value - math.log(F.shape[0]), grad
+
+
+def paired_fits(family: LinearEncoders, U, V, sizes, x_start, value, grad=None, *,
+                rng: np.random.Generator, state=None, probe: bool = False,
+                perturbation: float = 0.3):
+    r"""Fit the CLIP loss (the control) and a variant on the nested batches ``U[:N], V[:N]``.
+
+    At each size the control is fitted first, from its previous fit (``x_start``
+    at the first size) with its previous inverse Hessian; the variant then
+    starts from its own previous fit, and at the first size from the
+    control's fit moved by a random perturbation of relative size
+    ``perturbation`` (never at the control's fit itself: a loss whose
+    gradient vanishes there, flat or stationary at CLIP's point by accident,
+    must not pass by standing still), with the control's metric.  With
+    ``probe``, the variant is first checked to depend on the logits
+    (:func:`check_depends_on_logits`).
+
+    Returns ``(records, state)``: one dict per size (``N``, ``x_c``, ``x_u``,
+    ``converged``, ``moved``, ``iterations``) and the state to continue with.
+    """
+    x_c, H_c, x_u, H_u = state if state is not None else (x_start, None, None, None)
+    out = []
+    for N in sizes:
+        Ub, Vb = U[:N], V[:N]
+        fit_c = fit_batch(family, Ub, Vb, x_c, None, joint=_clip_value_and_grad, hess_inv=H_c)
+        x_c, H_c = fit_c.x, fit_c.hess_inv
+        if x_u is None:
+            if probe:
+                check_depends_on_logits(family, Ub, Vb, x_c, value, rng)
+            x0 = x_c + perturbation * np.linalg.norm(x_c) / math.sqrt(x_c.size) * rng.standard_normal(x_c.shape)
+            H0 = H_c
+        else:
+            x0, H0 = x_u, H_u
+        fit_u = fit_batch(family, Ub, Vb, x0, value, grad, hess_inv=H0)
+        x_u, H_u = fit_u.x, fit_u.hess_inv
+        out.append({"N": N, "x_c": x_c, "x_u": x_u, "converged": fit_u.converged,
+                    "moved": float(np.linalg.norm(x_u - x0)), "iterations": fit_u.n_iter})
+    return out, (x_c, H_c, x_u, H_u)

@@ -67,7 +67,7 @@ from scipy.linalg import subspace_angles
 
 from numerics import gaussian, infonce
 from numerics._validation import as_choice, as_count, fail
-from numerics.encoders import (LinearEncoders, check_depends_on_logits, fit_batch, loss_on_logits,
+from numerics.encoders import (LinearEncoders, loss_on_logits, nested_sample, paired_fits,
                                population_minimizer)
 from numerics.models import GaussianModel, random_gaussian_model
 
@@ -105,8 +105,6 @@ NOMINAL_RATE = 4.0e5
 MAX_REPLICATES = 32
 #: Largest batch the adaptive schedule will use (dense N x N logits: 128 MiB at 4096).
 MAX_SIZE = 4096
-#: Rows of a sample drawn per seeded block, so that every prefix is reproducible.
-_BLOCK = 64
 
 
 # --------------------------------------------------------------------------
@@ -131,28 +129,9 @@ def default_variant_models(seed: int = 0, count: int = 3) -> list[GaussianModel]
 
 
 
-def _clip_value_and_grad(F):
-    r"""CLIP loss :math:`L_N - \log N` and :math:`\partial/\partial F = (P + Q)/(2N) - I/N` (MATH.md §2)."""
-    value, grad = infonce.infonce_value_and_grad(F)
-    return value - math.log(F.shape[0]), grad
-
-
-# --------------------------------------------------------------------------
-# one (model, replicate) chain of fits: an independent, seeded task
-# --------------------------------------------------------------------------
-def _sample(model, seed, k, r, n):
-    """The first ``n`` pairs of replicate ``r`` of model ``k``: seeded blocks of
-    :data:`_BLOCK` rows, so that any prefix is the same whatever the schedule."""
-    L = np.linalg.cholesky(model.cov)
-    blocks = [np.random.default_rng([seed, k, r, b, 104729]).standard_normal((_BLOCK, L.shape[0]))
-              for b in range(-(-n // _BLOCK))]
-    Z = np.vstack(blocks)[:n] @ L.T
-    return Z[:, : model.n_u], Z[:, model.n_u:]
-
-
 @dataclass
 class _Chain:
-    """Task: fit the control and the variant at ``sizes`` on one replicate."""
+    """Task: fit the control and the variant at ``sizes`` on replicate ``r`` of model ``k``."""
 
     model: GaussianModel
     similarity: str
@@ -169,31 +148,10 @@ class _Chain:
 
 def _run_chain(task: _Chain):
     fam = LinearEncoders(task.model, task.similarity)
-    value = loss_on_logits(task.loss)
-    U_all, V_all = _sample(task.model, task.seed, task.k, task.r, task.sizes[-1])
-    x_c, H_c, x_u, H_u = task.state if task.state is not None else (task.x_star, None, None, None)
-    out = []
-    for N in task.sizes:
-        U, V = U_all[:N], V_all[:N]
-        fit_c = fit_batch(fam, U, V, x_c, None, joint=_clip_value_and_grad, hess_inv=H_c)
-        x_c, H_c = fit_c.x, fit_c.hess_inv
-        if x_u is None:
-            rng = np.random.default_rng([task.seed, task.k, task.r, 7])
-            if task.probe:
-                check_depends_on_logits(fam, U, V, x_c, value, rng)
-            # Start away from the control's fit, never at it: a loss whose gradient
-            # vanishes there (flat, or stationary at CLIP's point by accident) must
-            # not pass by standing still.  Later sizes warm-start from the variant.
-            x0 = x_c + START_PERTURBATION * np.linalg.norm(x_c) / math.sqrt(x_c.size) \
-                * rng.standard_normal(x_c.shape)
-            H0 = H_c
-        else:
-            x0, H0 = x_u, H_u
-        fit_u = fit_batch(fam, U, V, x0, value, task.grad, hess_inv=H0)
-        x_u, H_u = fit_u.x, fit_u.hess_inv
-        out.append({"N": N, "x_c": x_c, "x_u": x_u, "converged": fit_u.converged,
-                    "moved": float(np.linalg.norm(x_u - x0)), "iterations": fit_u.n_iter})
-    return out, (x_c, H_c, x_u, H_u)
+    U, V = nested_sample(task.model, (task.seed, task.k, task.r), task.sizes[-1])
+    return paired_fits(fam, U, V, task.sizes, task.x_star, loss_on_logits(task.loss), task.grad,
+                       rng=np.random.default_rng([task.seed, task.k, task.r, 7]),
+                       state=task.state, probe=task.probe, perturbation=START_PERTURBATION)
 
 
 # --------------------------------------------------------------------------
