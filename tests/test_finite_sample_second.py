@@ -5,9 +5,9 @@ import pytest
 
 from numerics import finite_sample as fs
 from numerics import gaussian, montecarlo
-from numerics.models import default_models
+from numerics.gaussian import batch_loss_bias
+from numerics.models import default_models, small_bilinear
 from proofs_checks.checks import finite_sample_second as fss
-from proofs_checks.checks.montecarlo import batch_loss_bias
 
 
 def _passed(cases):
@@ -40,7 +40,7 @@ def test_quadrature_rejects_an_asymmetric_logit():
 def test_influence_has_mean_L_clip_plus_one():
     rng = np.random.default_rng(1)
     m = default_models(2, 1)[0]
-    A = fss._small_bilinear(m, rng)
+    A = small_bilinear(m, rng)
     u, v = montecarlo.gaussian_sampler(m.cov, m.n_u)(rng, 200000)
     psi = fs.bilinear_batch_influence(A, m.cov, m.n_u)(u, v)
     target = gaussian.population_clip_loss(A, m.cov, m.n_u) + 1.0
@@ -50,7 +50,7 @@ def test_influence_has_mean_L_clip_plus_one():
 def test_control_variate_reduces_the_standard_error():
     m = default_models(0, 1)[0]
     rng = np.random.default_rng(0)
-    A = fss._small_bilinear(m, rng)
+    A = small_bilinear(m, rng)
     est = fs.expected_batch_loss_bias_cv(A, m.cov, m.n_u, 16, 1024, rng)
     assert est.standard_error < 0.5 * est.detail["plain_se"]
 

@@ -76,12 +76,12 @@ def test_n1_control_variate_catches_an_error_of_its_mde(models, sign):
     case = _argmin_case(res)
     N = int(case.label.rsplit("N=", 1)[1])
     shift = sign * case.detail["mde"] * N  # b/N off by the MDE in the most sensitive case
-    wrong = lambda A, C, n: mc.batch_loss_bias(A, C, n) + shift  # noqa: E731
+    wrong = lambda A, C, n: gaussian.batch_loss_bias(A, C, n) + shift  # noqa: E731
     assert not _run("n1-monte-carlo-cv", models, bias=wrong).passed
 
 
 def test_n1_control_variate_sees_the_sign_of_b_where_the_plain_check_may_not(models):
-    flipped = lambda A, C, n: -mc.batch_loss_bias(A, C, n)  # noqa: E731
+    flipped = lambda A, C, n: -gaussian.batch_loss_bias(A, C, n)  # noqa: E731
     res = _run("n1-monte-carlo-cv", models, bias=flipped)
     assert not res.passed
     assert all(c.detail["sign_margin"] > 1 for c in _run("n1-monte-carlo-cv", models).cases
