@@ -181,8 +181,11 @@ def main(argv=None) -> int:
                 rec = json.loads(line)
                 done[(rec["variant"], rec["seed"])] = rec
     if not args.summary_only:
-        tasks = [(v, s) for s in range(args.correct_seeds) for v in CORRECT]
-        tasks += [(f"kappa={k:g}", s) for s in range(args.kappa_seeds) for k in KAPPAS]
+        # Seed by seed, every variant: an interrupted run leaves a balanced sample.
+        tasks = []
+        for s in range(max(args.correct_seeds, args.kappa_seeds)):
+            tasks += [(v, s) for v in CORRECT if s < args.correct_seeds]
+            tasks += [(f"kappa={k:g}", s) for k in KAPPAS if s < args.kappa_seeds]
         todo = [t for t in tasks if t not in done]
         print(f"{len(done)} verdicts on file, {len(todo)} to run", file=sys.stderr)
         chunk = 8 * max(1, args.workers)
