@@ -174,6 +174,17 @@ def _as_any_cov(S, name):
     return as_covariance(S, name, min_size=1)
 
 
+def _as_marginal(S, name):
+    """A covariance whose square root ``_sym_power(S, 0.5)`` is real: Cholesky can
+    succeed on a singular matrix whose smallest eigenvalue rounds below 0."""
+    S = _as_any_cov(S, name)
+    w = np.linalg.eigvalsh(S)
+    if not w[0] > 0:
+        raise fail(name, S, "a positive definite matrix (eigenvalues span "
+                            f"[{w[0]:.3g}, {w[-1]:.3g}])")
+    return S
+
+
 def _as_mean(m, n, name):
     arr = as_float_array(name, m, ndim=1).astype(np.float64, copy=False)
     if arr.shape != (n,):
@@ -369,8 +380,8 @@ def joint_covariance(C_uu, C_vv, sigma, U=None, V=None):
     directions ``U``, ``V`` (orthonormal columns; identity-like if omitted).
     Positive definite iff every ``sigma`` lies in ``[0, 1)``.
     """
-    C_uu = _as_any_cov(C_uu, "C_uu")
-    C_vv = _as_any_cov(C_vv, "C_vv")
+    C_uu = _as_marginal(C_uu, "C_uu")
+    C_vv = _as_marginal(C_vv, "C_vv")
     n_u, n_v = C_uu.shape[0], C_vv.shape[0]
     k = min(n_u, n_v)
     sigma = as_float_array("sigma", sigma).astype(np.float64, copy=False).reshape(-1)
@@ -383,6 +394,15 @@ def joint_covariance(C_uu, C_vv, sigma, U=None, V=None):
         if M.shape[0] != n or M.shape[1] < r or not np.allclose(M[:, :r].T @ M[:, :r], np.eye(r), atol=1e-10):
             raise fail(name, M, f"a ({n}, >= {r}) matrix with orthonormal columns")
     U, V = U[:, :r], V[:, :r]
-    C_uv = _sym_power(C_uu, 0.5) @ (U * sigma) @ V.T @ _sym_power(C_vv, 0.5)
-    cov = np.block([[C_uu, C_uv], [C_uv.T, C_vv]])
-    return 0.5 * (cov + cov.T)
+    # square roots of the marginals scaled by even powers of 2 (exact), so that
+    # entries near the float64 maximum do not overflow on the way
+    e_u, e_v = (2 * (np.frexp(np.max(np.abs(C)))[1] // 2) for C in (C_uu, C_vv))
+    core = _sym_power(np.ldexp(C_uu, -e_u), 0.5) @ (U * sigma) @ V.T @ _sym_power(np.ldexp(C_vv, -e_v), 0.5)
+    with np.errstate(over="ignore", invalid="ignore"):  # judged below
+        C_uv = np.ldexp(np.ldexp(core, e_u // 2), e_v // 2)
+        cov = np.block([[C_uu, C_uv], [C_uv.T, C_vv]])
+        cov = 0.5 * cov + 0.5 * cov.T
+    if not np.all(np.isfinite(cov)):
+        name, C = ("C_uu", C_uu) if np.max(np.abs(C_uu)) >= np.max(np.abs(C_vv)) else ("C_vv", C_vv)
+        raise fail(name, C, "entries small enough that the joint covariance is finite in float64")
+    return cov

@@ -6,7 +6,7 @@ result fails the test.
 """
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, example, given, settings, strategies as st
 from hypothesis.extra import numpy as hnp
 
 from numerics import InvalidInputError, gaussian
@@ -113,6 +113,9 @@ def test_fuzz_gaussian_entropy(S):
 
 @FUZZ
 @given(C_uu=arrays(3), C_vv=arrays(3), sigma=st.one_of(arrays(3), scalars))
+# singular C_vv that passes Cholesky (its smallest eigenvalue rounds to -2e-17)
+@example(C_uu=np.array([[1.0]]), sigma=0.0,
+         C_vv=np.array([[0.03, 0.03, 0.03], [0.03, 1.0, 0.03], [0.03, 0.03, 0.03]]))
 def test_fuzz_joint_covariance(C_uu, C_vv, sigma):
     _call(gaussian.joint_covariance, C_uu, C_vv, sigma)
 

@@ -35,6 +35,9 @@ INVALID = [
     (lambda: gaussian.gaussian_kl([0.0], [[1.0]], [0.0], [[0.0]]), "S2", "positive definite"),
     (lambda: gaussian.joint_covariance(np.eye(2), np.eye(2), [0.5, 0.5, 0.5]), "sigma", "at most 2"),
     (lambda: GaussianModel(cov=GOOD, n_u=2, n_e=5), "n_e", "1..2"),
+    # singular, yet Cholesky succeeds (pivot 2.6e-9): its square root would be NaN
+    (lambda: gaussian.joint_covariance([[1.0]], [[.03, .03, .03], [.03, 1, .03], [.03, .03, .03]], 0),
+     "C_vv", "positive definite"),
 ]
 
 
