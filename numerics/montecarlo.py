@@ -28,7 +28,7 @@ import numpy as np
 from scipy.special import logsumexp
 
 from ._validation import as_choice, as_covariance, as_dimension, as_float_array, as_temperature, fail
-from .gaussian import _logdet, _true_conditionals
+from .gaussian import _logdet, _true_conditionals, _validated
 
 __all__ = [
     "MCEstimate",
@@ -342,8 +342,7 @@ def expected_kl_terms_mc(cov, n_u, encode_u, encode_v, tau, similarity, n_sample
     (MCEstimate, MCEstimate)
         ``E_u KL(mu_{v|u} || nu_{v|u})`` and ``E_v KL(mu_{u|v} || nu_{u|v})``.
     """
-    cov = as_covariance(cov)
-    n_u = as_dimension(n_u, cov.shape[0])
+    cov, n_u = _validated(cov, n_u)  # the conditionals need the closed forms' conditioning
     tau, similarity, n, rng, M = _validate_common(encode_u, encode_v, tau, similarity,
                                                   n_samples, rng, bank_size)
     C_uu, C_vv = cov[:n_u, :n_u], cov[n_u:, n_u:]

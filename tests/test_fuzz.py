@@ -120,8 +120,13 @@ def test_fuzz_joint_covariance(C_uu, C_vv, sigma):
     _call(gaussian.joint_covariance, C_uu, C_vv, sigma)
 
 
+SINGULAR_BLOCK = np.diag([1.0, 0.0, 0.0, 0.0])
+SINGULAR_BLOCK[1:, 1:] = [[0.03, 0.03, 0.03], [0.03, 1.0, 0.03], [0.03, 0.03, 0.03]]  # Cholesky passes
+
+
 @FUZZ
 @given(cov=arrays(), n_u=scalars, n_e=scalars)
+@example(cov=SINGULAR_BLOCK, n_u=1, n_e=1)
 def test_fuzz_gaussian_model(cov, n_u, n_e):
     try:
         m = GaussianModel(cov=cov, n_u=n_u, n_e=n_e)
@@ -196,6 +201,9 @@ def test_fuzz_gaussian_kl_batch(m1, S1, m2, S2):
 @settings(FUZZ, max_examples=25)
 @given(cov=arrays(4), n_u=st.one_of(st.integers(0, 4), scalars), G=arrays(3),
        tau=temperatures, similarity=similarities, n=st.one_of(st.integers(-1, 40), scalars))
+# a singular C_vv that passes Cholesky
+@example(cov=np.block([[np.eye(2), np.zeros((2, 2))], [np.zeros((2, 2)), np.full((2, 2), 0.3)]]),
+         n_u=2, G=np.eye(2), tau=1.0, similarity="dot", n=10)
 def test_fuzz_montecarlo_estimators(cov, n_u, G, tau, similarity, n):
     rng = np.random.default_rng(0)
     try:

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from numerics import InvalidInputError, gaussian
+from numerics import InvalidInputError, gaussian, montecarlo
 from numerics.models import GaussianModel, random_gaussian_model, random_orthogonal, random_spd
 
 GOOD = random_gaussian_model(np.random.default_rng(0), 2, 3, n_e=1).cov
@@ -13,6 +13,8 @@ NOT_PD = GOOD.copy()
 NOT_PD[0, 0] = -1.0
 WITH_NAN = GOOD.copy()
 WITH_NAN[1, 1] = np.nan
+SINGULAR = np.array([[0.03, 0.03, 0.03], [0.03, 1.0, 0.03], [0.03, 0.03, 0.03]])  # Cholesky passes
+SINGULAR_BLOCK = np.block([[np.eye(1), np.zeros((1, 3))], [np.zeros((3, 1)), SINGULAR]])
 
 INVALID = [
     # (call, argument named in the message, fragment of what was expected)
@@ -36,8 +38,11 @@ INVALID = [
     (lambda: gaussian.joint_covariance(np.eye(2), np.eye(2), [0.5, 0.5, 0.5]), "sigma", "at most 2"),
     (lambda: GaussianModel(cov=GOOD, n_u=2, n_e=5), "n_e", "1..2"),
     # singular, yet Cholesky succeeds (pivot 2.6e-9): its square root would be NaN
-    (lambda: gaussian.joint_covariance([[1.0]], [[.03, .03, .03], [.03, 1, .03], [.03, .03, .03]], 0),
-     "C_vv", "positive definite"),
+    (lambda: gaussian.joint_covariance([[1.0]], SINGULAR, 0), "C_vv", "positive definite"),
+    (lambda: GaussianModel(cov=SINGULAR_BLOCK, n_u=1, n_e=1), "cov", "positive definite"),
+    (lambda: montecarlo.expected_kl_terms_mc(SINGULAR_BLOCK, 1, montecarlo.linear_encoder(np.ones((1, 1))),
+                                             montecarlo.linear_encoder(np.ones((1, 3))), 1.0, "dot", 10,
+                                             np.random.default_rng(0)), "cov", "condition number"),
 ]
 
 
