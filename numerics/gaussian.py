@@ -148,10 +148,16 @@ def gaussian_entropy(S):
 def _gaussian_kl(m1, S1, m2, S2):
     n = S1.shape[0]
     L2 = np.linalg.cholesky(S2)
-    X = np.linalg.solve(L2, S1)
-    tr = float(np.trace(np.linalg.solve(L2.T, X)))
-    d = np.linalg.solve(L2, m2 - m1)
-    return 0.5 * (tr - n + float(d @ d) + _logdet(S2) - _logdet(S1))
+    with np.errstate(over="ignore", invalid="ignore"):  # overflow is reported below
+        X = np.linalg.solve(L2, S1)
+        tr = float(np.trace(np.linalg.solve(L2.T, X)))
+        d = np.linalg.solve(L2, m2 - m1)
+        kl = 0.5 * (tr - n + float(d @ d) + _logdet(S2) - _logdet(S1))
+    if not np.isfinite(tr):
+        raise fail("S2", S2, "a covariance not so small against S1 that tr(S2^-1 S1) overflows float64")
+    if not np.isfinite(kl):
+        raise fail("m2", m2, "a mean with (m2 - m1)^T S2^-1 (m2 - m1) finite in float64")
+    return kl
 
 
 def gaussian_kl(m1, S1, m2, S2):

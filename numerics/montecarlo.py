@@ -438,15 +438,23 @@ def gaussian_kl_batch(m1, S1, m2, S2):
     chol = []
     for name, S in (("S1", S1), ("S2", S2)):
         scale = np.max(np.abs(S), axis=(1, 2), keepdims=True)
-        if np.any(np.abs(S - np.swapaxes(S, 1, 2)) > 64 * np.finfo(np.float64).eps * scale):
-            raise fail(name, S, "symmetric matrices")
+        with np.errstate(over="ignore", invalid="ignore"):  # huge entries: judged here
+            if np.any(np.abs(S - np.swapaxes(S, 1, 2)) > 64 * np.finfo(np.float64).eps * scale):
+                raise fail(name, S, "symmetric matrices")
         try:
-            chol.append(np.linalg.cholesky(0.5 * (S + np.swapaxes(S, 1, 2))))
+            chol.append(np.linalg.cholesky(0.5 * S + 0.5 * np.swapaxes(S, 1, 2)))
         except np.linalg.LinAlgError:
             raise fail(name, S, "positive definite matrices") from None
     L1, L2 = chol
-    X = np.linalg.solve(L2, L1)  # L2^{-1} L1: tr(S2^{-1} S1) = |X|_F^2
-    tr = np.sum(X * X, axis=(1, 2))
-    d = np.linalg.solve(L2, (m2 - m1)[..., None])[..., 0]
-    logdet = lambda L: 2.0 * np.sum(np.log(np.diagonal(L, axis1=1, axis2=2)), axis=1)
-    return 0.5 * (tr - n + np.sum(d * d, axis=1) + logdet(L2) - logdet(L1))
+    with np.errstate(over="ignore", invalid="ignore"):  # overflow is reported below
+        X = np.linalg.solve(L2, L1)  # L2^{-1} L1: tr(S2^{-1} S1) = |X|_F^2
+        tr = np.sum(X * X, axis=(1, 2))
+        d = np.linalg.solve(L2, (m2 - m1)[..., None])[..., 0]
+        logdet = lambda L: 2.0 * np.sum(np.log(np.diagonal(L, axis1=1, axis2=2)), axis=1)
+        kl = 0.5 * (tr - n + np.sum(d * d, axis=1) + logdet(L2) - logdet(L1))
+    if not np.all(np.isfinite(tr)):
+        raise fail("S2", S2, "covariances not so small against S1 that tr(S2^-1 S1) "
+                             "overflows float64")
+    if not np.all(np.isfinite(kl)):
+        raise fail("m2", m2, "means with (m2 - m1)^T S2^-1 (m2 - m1) finite in float64")
+    return kl

@@ -101,6 +101,7 @@ def test_fuzz_lowrank(fn, cov, n_u, n_e):
 
 @FUZZ
 @given(m1=arrays(), S1=arrays(), m2=arrays(), S2=arrays())
+@example(m1=np.zeros(1), S1=np.array([[1e300]]), m2=np.zeros(1), S2=np.array([[1e-300]]))  # tr overflows
 def test_fuzz_gaussian_kl(m1, S1, m2, S2):
     _call(gaussian.gaussian_kl, m1, S1, m2, S2)
 
@@ -194,6 +195,10 @@ def test_fuzz_logit_references(fn, F):
 
 @FUZZ
 @given(m1=arrays(), S1=arrays(), m2=arrays(), S2=arrays())
+@example(m1=np.zeros((1, 1)), S1=np.full((1, 1, 1), 1e300), m2=np.zeros((1, 1)),
+         S2=np.full((1, 1, 1), 1e-300))  # tr overflows
+@example(m1=np.zeros((1, 1)), S1=np.full((1, 1, 1), 1.7e308), m2=np.zeros((1, 1)),
+         S2=np.full((1, 1, 1), 1.7e308))  # S + S^T overflows
 def test_fuzz_gaussian_kl_batch(m1, S1, m2, S2):
     _call(montecarlo.gaussian_kl_batch, m1, S1, m2, S2)
 
