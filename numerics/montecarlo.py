@@ -84,7 +84,11 @@ def _as_rng(rng):
 def _encode(encode, x, name, width=None):
     """Embeddings ``encode(x)``, checked to be (n, n_e) with one row per input row
     and, when ``width`` is given, the embedding width of the other encoder."""
-    z = np.asarray(encode(x))
+    try:
+        z = np.asarray(encode(x))
+    except Exception as exc:  # e.g. a linear encoder of the wrong width
+        raise fail(name, encode, f"an encoder accepting a batch of shape {x.shape} "
+                                 f"(it raised {type(exc).__name__}: {exc})") from exc
     if z.ndim != 2 or z.shape[0] != x.shape[0] or z.shape[1] < 1 \
             or (width is not None and z.shape[1] != width):
         cols = "n_e" if width is None else str(width)

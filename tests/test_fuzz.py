@@ -206,9 +206,10 @@ def test_fuzz_gaussian_kl_batch(m1, S1, m2, S2):
 @settings(FUZZ, max_examples=25)
 @given(cov=arrays(4), n_u=st.one_of(st.integers(0, 4), scalars), G=arrays(3),
        tau=temperatures, similarity=similarities, n=st.one_of(st.integers(-1, 40), scalars))
-# a singular C_vv that passes Cholesky
+# a singular C_vv that passes Cholesky; an encoder too narrow for v (numpy's ValueError)
 @example(cov=np.block([[np.eye(2), np.zeros((2, 2))], [np.zeros((2, 2)), np.full((2, 2), 0.3)]]),
          n_u=2, G=np.eye(2), tau=1.0, similarity="dot", n=10)
+@example(cov=np.eye(3), n_u=1, G=np.ones((1, 1)), tau=1.0, similarity="dot", n=10)
 def test_fuzz_montecarlo_estimators(cov, n_u, G, tau, similarity, n):
     rng = np.random.default_rng(0)
     try:

@@ -43,6 +43,10 @@ INVALID = [
     (lambda: montecarlo.expected_kl_terms_mc(SINGULAR_BLOCK, 1, montecarlo.linear_encoder(np.ones((1, 1))),
                                              montecarlo.linear_encoder(np.ones((1, 3))), 1.0, "dot", 10,
                                              np.random.default_rng(0)), "cov", "condition number"),
+    (lambda: montecarlo.population_clip_loss_mc(montecarlo.gaussian_sampler(np.eye(3), 1),
+                                                montecarlo.linear_encoder(np.ones((1, 1))),
+                                                montecarlo.linear_encoder(np.ones((1, 1))), 1.0, "dot",
+                                                10, np.random.default_rng(0)), "encode_v", "ValueError"),
     # KL(N(0, 1e300) || N(0, 1e-300)) ~ 1e600 and a mean gap of 2e300 overflow float64
     (lambda: gaussian.gaussian_kl([0.0], [[1e300]], [0.0], [[1e-300]]), "S2", "overflows"),
     (lambda: gaussian.gaussian_kl([1e300], [[1.0]], [-1e300], [[1.0]]), "m2", "finite"),
