@@ -173,10 +173,16 @@ def gaussian_entropy(S):
 def _gaussian_kl(m1, S1, m2, S2):
     n = S1.shape[0]
     L2 = np.linalg.cholesky(S2)
-    X = np.linalg.solve(L2, S1)
-    tr = float(np.trace(np.linalg.solve(L2.T, X)))
-    d = np.linalg.solve(L2, m2 - m1)
-    return 0.5 * (tr - n + float(d @ d) + _logdet(S2) - _logdet(S1))
+    with np.errstate(over="ignore", invalid="ignore"):  # overflow is reported below
+        X = np.linalg.solve(L2, S1)
+        tr = float(np.trace(np.linalg.solve(L2.T, X)))
+        d = np.linalg.solve(L2, m2 - m1)
+        kl = 0.5 * (tr - n + float(d @ d) + _logdet(S2) - _logdet(S1))
+    if not np.isfinite(tr):
+        raise fail("S2", S2, "a covariance not so small against S1 that tr(S2^-1 S1) overflows float64")
+    if not np.isfinite(kl):
+        raise fail("m2", m2, "a mean with (m2 - m1)^T S2^-1 (m2 - m1) finite in float64")
+    return kl
 
 
 def gaussian_kl(m1, S1, m2, S2):
@@ -229,22 +235,41 @@ def gaussian_kl_batch(m1, S1, m2, S2):
     chol = []
     for name, S in (("S1", S1), ("S2", S2)):
         scale = np.max(np.abs(S), axis=(1, 2), keepdims=True)
-        if np.any(np.abs(S - np.swapaxes(S, 1, 2)) > 64 * np.finfo(np.float64).eps * scale):
-            raise fail(name, S, "symmetric matrices")
+        with np.errstate(over="ignore", invalid="ignore"):  # huge entries: judged here
+            if np.any(np.abs(S - np.swapaxes(S, 1, 2)) > 64 * np.finfo(np.float64).eps * scale):
+                raise fail(name, S, "symmetric matrices")
         try:
-            chol.append(np.linalg.cholesky(0.5 * (S + np.swapaxes(S, 1, 2))))
+            chol.append(np.linalg.cholesky(0.5 * S + 0.5 * np.swapaxes(S, 1, 2)))
         except np.linalg.LinAlgError:
             raise fail(name, S, "positive definite matrices") from None
     L1, L2 = chol
-    X = np.linalg.solve(L2, L1)  # L2^{-1} L1: tr(S2^{-1} S1) = |X|_F^2
-    tr = np.sum(X * X, axis=(1, 2))
-    d = np.linalg.solve(L2, (m2 - m1)[..., None])[..., 0]
-    logdet = lambda L: 2.0 * np.sum(np.log(np.diagonal(L, axis1=1, axis2=2)), axis=1)
-    return 0.5 * (tr - n + np.sum(d * d, axis=1) + logdet(L2) - logdet(L1))
+    with np.errstate(over="ignore", invalid="ignore"):  # overflow is reported below
+        X = np.linalg.solve(L2, L1)  # L2^{-1} L1: tr(S2^{-1} S1) = |X|_F^2
+        tr = np.sum(X * X, axis=(1, 2))
+        d = np.linalg.solve(L2, (m2 - m1)[..., None])[..., 0]
+        logdet = lambda L: 2.0 * np.sum(np.log(np.diagonal(L, axis1=1, axis2=2)), axis=1)
+        kl = 0.5 * (tr - n + np.sum(d * d, axis=1) + logdet(L2) - logdet(L1))
+    if not np.all(np.isfinite(tr)):
+        raise fail("S2", S2, "covariances not so small against S1 that tr(S2^-1 S1) "
+                             "overflows float64")
+    if not np.all(np.isfinite(kl)):
+        raise fail("m2", m2, "means with (m2 - m1)^T S2^-1 (m2 - m1) finite in float64")
+    return kl
 
 
 def _as_any_cov(S, name):
     return as_covariance(S, name, min_size=1)
+
+
+def _as_marginal(S, name):
+    """A covariance whose square root ``sym_power(S, 0.5)`` is real: Cholesky can
+    succeed on a singular matrix whose smallest eigenvalue rounds below 0."""
+    S = _as_any_cov(S, name)
+    w = np.linalg.eigvalsh(S)
+    if not w[0] > 0:
+        raise fail(name, S, "a positive definite matrix (eigenvalues span "
+                            f"[{w[0]:.3g}, {w[-1]:.3g}])")
+    return S
 
 
 def _as_mean(m, n, name):
@@ -442,8 +467,8 @@ def joint_covariance(C_uu, C_vv, sigma, U=None, V=None):
     directions ``U``, ``V`` (orthonormal columns; identity-like if omitted).
     Positive definite iff every ``sigma`` lies in ``[0, 1)``.
     """
-    C_uu = _as_any_cov(C_uu, "C_uu")
-    C_vv = _as_any_cov(C_vv, "C_vv")
+    C_uu = _as_marginal(C_uu, "C_uu")
+    C_vv = _as_marginal(C_vv, "C_vv")
     n_u, n_v = C_uu.shape[0], C_vv.shape[0]
     k = min(n_u, n_v)
     sigma = as_float_array("sigma", sigma).astype(np.float64, copy=False).reshape(-1)
@@ -456,9 +481,18 @@ def joint_covariance(C_uu, C_vv, sigma, U=None, V=None):
         if M.shape[0] != n or M.shape[1] < r or not np.allclose(M[:, :r].T @ M[:, :r], np.eye(r), atol=1e-10):
             raise fail(name, M, f"a ({n}, >= {r}) matrix with orthonormal columns")
     U, V = U[:, :r], V[:, :r]
-    C_uv = sym_power(C_uu, 0.5) @ (U * sigma) @ V.T @ sym_power(C_vv, 0.5)
-    cov = np.block([[C_uu, C_uv], [C_uv.T, C_vv]])
-    return 0.5 * (cov + cov.T)
+    # square roots of the marginals scaled by even powers of 2 (exact), so that
+    # entries near the float64 maximum do not overflow on the way
+    e_u, e_v = (2 * (np.frexp(np.max(np.abs(C)))[1] // 2) for C in (C_uu, C_vv))
+    core = sym_power(np.ldexp(C_uu, -e_u), 0.5) @ (U * sigma) @ V.T @ sym_power(np.ldexp(C_vv, -e_v), 0.5)
+    with np.errstate(over="ignore", invalid="ignore"):  # judged below
+        C_uv = np.ldexp(np.ldexp(core, e_u // 2), e_v // 2)
+        cov = np.block([[C_uu, C_uv], [C_uv.T, C_vv]])
+        cov = 0.5 * cov + 0.5 * cov.T
+    if not np.all(np.isfinite(cov)):
+        name, C = ("C_uu", C_uu) if np.max(np.abs(C_uu)) >= np.max(np.abs(C_vv)) else ("C_vv", C_vv)
+        raise fail(name, C, "entries small enough that the joint covariance is finite in float64")
+    return cov
 
 
 # --------------------------------------------------------------------------

@@ -46,7 +46,13 @@ class GaussianModel:
         object.__setattr__(self, "cov", cov)
         object.__setattr__(self, "n_u", n_u)
         object.__setattr__(self, "n_e", n_e)
-        object.__setattr__(self, "sigma", np.linalg.svd(_whitened(cov, n_u), compute_uv=False))
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):  # judged below
+            K = _whitened(cov, n_u)
+        if not np.all(np.isfinite(K)):  # a block singular to eigh, though Cholesky passed
+            w = min(np.linalg.eigvalsh(cov[:n_u, :n_u])[0], np.linalg.eigvalsh(cov[n_u:, n_u:])[0])
+            raise fail("cov", cov, "a numerically positive definite matrix (smallest eigenvalue "
+                                   f"of its blocks C_uu, C_vv: {w:.3g})")
+        object.__setattr__(self, "sigma", np.linalg.svd(K, compute_uv=False))
 
     @property
     def n_v(self) -> int:

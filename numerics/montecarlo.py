@@ -30,7 +30,7 @@ from . import gaussian
 from ._validation import (as_count, as_covariance, as_dimension, as_float_array, as_lambda, as_rng,
                           as_temperature, fail)
 from .infonce import _infonce, _logits, _paired, as_similarity, check_nonzero_rows, logsumexp
-from .gaussian import _logdet, _true_conditionals
+from .gaussian import _logdet, _true_conditionals, _validated
 
 __all__ = [
     "MCEstimate",
@@ -74,7 +74,11 @@ def _encode(encode, x, name, similarity, width=None):
     """Embeddings ``encode(x)``, checked to be (n, n_e) with one row per input row,
     when ``width`` is given the embedding width of the other encoder, and rows
     of non-zero norm under cosine similarity; errors name the encoder."""
-    z = np.asarray(encode(x))
+    try:
+        z = np.asarray(encode(x))
+    except Exception as exc:  # e.g. a linear encoder of the wrong width
+        raise fail(name, encode, f"an encoder accepting a batch of shape {x.shape} "
+                                 f"(it raised {type(exc).__name__}: {exc})") from exc
     if z.ndim != 2 or z.shape[0] != x.shape[0] or z.shape[1] < 1 \
             or (width is not None and z.shape[1] != width):
         cols = "n_e" if width is None else str(width)
@@ -277,8 +281,7 @@ def expected_kl_terms_mc(cov, n_u, encode_u, encode_v, tau, similarity, n_sample
     (MCEstimate, MCEstimate)
         ``E_u KL(mu_{v|u} || nu_{v|u})`` and ``E_v KL(mu_{u|v} || nu_{u|v})``.
     """
-    cov = as_covariance(cov)
-    n_u = as_dimension(n_u, cov.shape[0])
+    cov, n_u = _validated(cov, n_u)  # the conditionals need the closed forms' conditioning
     tau, similarity, n, rng, M = _validate_common(encode_u, encode_v, tau, similarity,
                                                   n_samples, rng, bank_size)
     C_uu, C_vv = cov[:n_u, :n_u], cov[n_u:, n_u:]

@@ -6,7 +6,7 @@ result fails the test.
 """
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, example, given, settings, strategies as st
 from hypothesis.extra import numpy as hnp
 
 from numerics import InvalidInputError, gaussian
@@ -101,6 +101,7 @@ def test_fuzz_lowrank(fn, cov, n_u, n_e):
 
 @FUZZ
 @given(m1=arrays(), S1=arrays(), m2=arrays(), S2=arrays())
+@example(m1=np.zeros(1), S1=np.array([[1e300]]), m2=np.zeros(1), S2=np.array([[1e-300]]))  # tr overflows
 def test_fuzz_gaussian_kl(m1, S1, m2, S2):
     _call(gaussian.gaussian_kl, m1, S1, m2, S2)
 
@@ -113,12 +114,20 @@ def test_fuzz_gaussian_entropy(S):
 
 @FUZZ
 @given(C_uu=arrays(3), C_vv=arrays(3), sigma=st.one_of(arrays(3), scalars))
+# singular C_vv that passes Cholesky (its smallest eigenvalue rounds to -2e-17)
+@example(C_uu=np.array([[1.0]]), sigma=0.0,
+         C_vv=np.array([[0.03, 0.03, 0.03], [0.03, 1.0, 0.03], [0.03, 0.03, 0.03]]))
 def test_fuzz_joint_covariance(C_uu, C_vv, sigma):
     _call(gaussian.joint_covariance, C_uu, C_vv, sigma)
 
 
+SINGULAR_BLOCK = np.diag([1.0, 0.0, 0.0, 0.0])
+SINGULAR_BLOCK[1:, 1:] = [[0.03, 0.03, 0.03], [0.03, 1.0, 0.03], [0.03, 0.03, 0.03]]  # Cholesky passes
+
+
 @FUZZ
 @given(cov=arrays(), n_u=scalars, n_e=scalars)
+@example(cov=SINGULAR_BLOCK, n_u=1, n_e=1)
 def test_fuzz_gaussian_model(cov, n_u, n_e):
     try:
         m = GaussianModel(cov=cov, n_u=n_u, n_e=n_e)
@@ -186,6 +195,10 @@ def test_fuzz_logit_references(fn, F):
 
 @FUZZ
 @given(m1=arrays(), S1=arrays(), m2=arrays(), S2=arrays())
+@example(m1=np.zeros((1, 1)), S1=np.full((1, 1, 1), 1e300), m2=np.zeros((1, 1)),
+         S2=np.full((1, 1, 1), 1e-300))  # tr overflows
+@example(m1=np.zeros((1, 1)), S1=np.full((1, 1, 1), 1.7e308), m2=np.zeros((1, 1)),
+         S2=np.full((1, 1, 1), 1.7e308))  # S + S^T overflows
 def test_fuzz_gaussian_kl_batch(m1, S1, m2, S2):
     _call(gaussian.gaussian_kl_batch, m1, S1, m2, S2)
 
@@ -193,6 +206,10 @@ def test_fuzz_gaussian_kl_batch(m1, S1, m2, S2):
 @settings(FUZZ, max_examples=25)
 @given(cov=arrays(4), n_u=st.one_of(st.integers(0, 4), scalars), G=arrays(3),
        tau=temperatures, similarity=similarities, n=st.one_of(st.integers(-1, 40), scalars))
+# a singular C_vv that passes Cholesky; an encoder too narrow for v (numpy's ValueError)
+@example(cov=np.block([[np.eye(2), np.zeros((2, 2))], [np.zeros((2, 2)), np.full((2, 2), 0.3)]]),
+         n_u=2, G=np.eye(2), tau=1.0, similarity="dot", n=10)
+@example(cov=np.eye(3), n_u=1, G=np.ones((1, 1)), tau=1.0, similarity="dot", n=10)
 def test_fuzz_montecarlo_estimators(cov, n_u, G, tau, similarity, n):
     rng = np.random.default_rng(0)
     try:

@@ -119,6 +119,19 @@ def test_joint_covariance_prescribes_correlations():
         gaussian.joint_covariance(np.eye(2), np.eye(2), [1.0])
 
 
+def test_joint_covariance_of_huge_marginals_is_finite():
+    # entries near the float64 maximum: C_uv = C_uu^1/2 U diag(sigma) V^T C_vv^1/2 is
+    # bounded by them, so it must not overflow on the way (nor come back as inf/NaN)
+    M = 1.7e308
+    C = np.array([[M, 0.9 * M], [0.9 * M, M]])
+    R = np.array([[1.0, 1.0], [1.0, -1.0]]) / np.sqrt(2)
+    cov = gaussian.joint_covariance(C, C, [0.99, 0.5], R, R)
+    assert np.all(np.isfinite(cov))
+    np.testing.assert_array_equal(cov[:2, :2], C)
+    small = gaussian.joint_covariance(C / M, C / M, [0.99, 0.5], R, R)
+    np.testing.assert_allclose(cov / M, small, rtol=1e-14, atol=1e-14)
+
+
 def test_model_conditionals_are_tilts():
     r"""nu_{v|u}(v) ∝ exp(u^T A v) mu_v(v) (MATH.md §4.1), by self-normalised importance
     sampling from mu_v, not by the completed square: the weighted mean and covariance of

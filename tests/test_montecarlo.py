@@ -60,6 +60,14 @@ def test_expected_batch_loss_matches_kernel_path(models):
     assert b.estimate == pytest.approx(ref, rel=1e-12)
 
 
+def test_gaussian_kl_batch_of_huge_covariances_is_finite():
+    # symmetrising S + S^T overflowed for entries near the float64 maximum (NaN out)
+    M = 1.7e308
+    out = gaussian.gaussian_kl_batch([[1.0]], [[[M]]], [[-1.0]], [[[M]]])
+    assert np.isfinite(out[0]) and abs(out[0]) <= 1e-300
+    assert out[0] == pytest.approx(gaussian.gaussian_kl([1.0], [[M]], [-1.0], [[M]]), abs=1e-15)
+
+
 def test_gaussian_kl_batch_matches_single():
     rng = np.random.default_rng(3)
     B, n = 5, 3

@@ -1,6 +1,7 @@
-r"""Tests of the notebooks' helper modules: IDX loader, synthetic ocean, shared helpers.
+r"""Tests of the notebooks' helper modules: IDX loader, synthetic ocean, shared helpers, runner.
 
-The notebooks themselves are executed in quick mode by CI, not here.
+The notebooks themselves are executed as notebooks in quick mode by CI
+(``notebooks/_execute.py``), not here.
 """
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "notebooks"))
 
 import _common  # noqa: E402
+import _execute  # noqa: E402
 import _mnist  # noqa: E402
 import _ocean  # noqa: E402
 from numerics import InvalidInputError  # noqa: E402
@@ -217,25 +219,45 @@ def test_observe_drops_release_and_adds_noise_of_the_stated_size():
 
 
 # --------------------------------------------------------------------------
-# shared helpers
+# shared helpers: losses and their gradients
 # --------------------------------------------------------------------------
+def _central_difference(f, z, idx, h=1e-6):
+    E = np.zeros_like(z)
+    E[idx] = h
+    return (f(z + E) - f(z - E)) / (2 * h)
+
+
 @pytest.mark.parametrize("similarity", ["dot", "l2", "cosine"])
 @pytest.mark.parametrize("conditional", ["u|v", "v|u"])
 def test_one_sided_loss_gradient_matches_finite_differences(similarity, conditional):
     rng = np.random.default_rng(9)
     za, zb = rng.normal(size=(6, 3)), rng.normal(size=(6, 3))
     loss, ga, gb = _common.one_sided_loss_and_grad(za, zb, 0.7, similarity, conditional)
-    h = 1e-6
-    for z, g, which in ((za, ga, 0), (zb, gb, 1)):
-        for idx in [(0, 0), (3, 2), (5, 1)]:
-            E = np.zeros_like(z)
-            E[idx] = h
-            args_p = (za + E, zb) if which == 0 else (za, zb + E)
-            args_m = (za - E, zb) if which == 0 else (za, zb - E)
-            fd = (_common.one_sided_loss_and_grad(*args_p, 0.7, similarity, conditional)[0]
-                  - _common.one_sided_loss_and_grad(*args_m, 0.7, similarity, conditional)[0]) / (2 * h)
-            # central difference: truncation h^2 |L'''| plus rounding eps/h, both below 1e-8
-            assert abs(fd - g[idx]) < 1e-7
+    for idx in [(0, 0), (3, 2), (5, 1)]:
+        fa = _central_difference(lambda z: _common.one_sided_loss_and_grad(z, zb, 0.7, similarity, conditional)[0], za, idx)
+        fb = _central_difference(lambda z: _common.one_sided_loss_and_grad(za, z, 0.7, similarity, conditional)[0], zb, idx)
+        # central difference: truncation h^2 |L'''| plus rounding eps/h, both below 1e-8
+        assert abs(fa - ga[idx]) < 1e-7 and abs(fb - gb[idx]) < 1e-7
+
+
+def _one_sided_by_loops(za, zb, tau, conditional):
+    # MATH.md §3 written out term by term with the dot similarity
+    n = za.shape[0]
+    F = [[float(za[i] @ zb[j]) / tau for j in range(n)] for i in range(n)]
+    total = 0.0
+    for i in range(n):
+        others = [F[j][i] for j in range(n)] if conditional == "u|v" else [F[i][j] for j in range(n)]
+        total += -F[i][i] + np.log(sum(np.exp(x) for x in others))
+    return total / n
+
+
+@pytest.mark.parametrize("conditional", ["u|v", "v|u"])
+def test_one_sided_loss_matches_the_formula_written_out(conditional):
+    rng = np.random.default_rng(11)
+    za, zb = rng.normal(size=(7, 3)), rng.normal(size=(7, 3))
+    loss = _common.one_sided_loss_and_grad(za, zb, 0.4, "dot", conditional)[0]
+    # both sides add 7 terms of order 10 in float64
+    assert abs(loss - _one_sided_by_loops(za, zb, 0.4, conditional)) < 1e-12
 
 
 def test_one_sided_losses_average_to_the_symmetric_loss():
@@ -248,9 +270,102 @@ def test_one_sided_losses_average_to_the_symmetric_loss():
         vu = _common.one_sided_loss_and_grad(za, zb, 0.5, sim, "v|u")
         assert abs(sym[0] - 0.5 * (uv[0] + vu[0])) < 1e-12
         np.testing.assert_allclose(sym[1], 0.5 * (uv[1] + vu[1]), rtol=1e-9, atol=1e-12)
+        np.testing.assert_allclose(sym[2], 0.5 * (uv[2] + vu[2]), rtol=1e-9, atol=1e-12)
 
 
-def test_bank_mean_weights_and_effective_size():
+@pytest.mark.parametrize("similarity", ["dot", "l2", "cosine"])
+def test_rectangular_logits_and_their_backward_pass(similarity):
+    rng = np.random.default_rng(12)
+    za, zb = rng.normal(size=(5, 3)), rng.normal(size=(8, 3))
+    F = _common.logits(za, zb, 0.3, similarity)
+    assert F.shape == (5, 8)
+    a, b = za[2], zb[6]
+    expected = {"dot": a @ b, "l2": -0.5 * np.sum((a - b) ** 2),
+                "cosine": a @ b / np.linalg.norm(a) / np.linalg.norm(b)}[similarity] / 0.3
+    assert abs(F[2, 6] - expected) < 1e-13 * max(1.0, abs(expected))
+    # the backward pass of Phi(F) = sum(W * F) against central differences
+    W = rng.normal(size=F.shape)
+    ga, gb = _common.logits_backward(W, za, zb, 0.3, similarity)
+    for idx in [(0, 0), (4, 2)]:
+        fa = _central_difference(lambda z: np.sum(W * _common.logits(z, zb, 0.3, similarity)), za, idx)
+        assert abs(fa - ga[idx]) < 1e-7
+    for idx in [(7, 1), (3, 0)]:
+        fb = _central_difference(lambda z: np.sum(W * _common.logits(za, z, 0.3, similarity)), zb, idx)
+        assert abs(fb - gb[idx]) < 1e-7
+    with pytest.raises(InvalidInputError, match="dF"):
+        _common.logits_backward(W[:, :3], za, zb, 0.3, similarity)
+
+
+@pytest.mark.parametrize("similarity, tau", [("cosine", 0.1), ("dot", 1.0), ("l2", 0.5)])
+def test_grouped_infonce_equals_the_streaming_kernel_on_the_expanded_pairs(similarity, tau):
+    rng = np.random.default_rng(13)
+    y = rng.integers(0, 4, size=30)
+    y[:4] = [0, 1, 2, 3]
+    za, emb = rng.normal(size=(30, 5)), rng.normal(size=(4, 5))
+    H = _common.logits(za, emb, tau, similarity)
+    loss, dH = _common.grouped_infonce(H, y, 0.5)
+    ga, g_emb = _common.logits_backward(dH, za, emb, tau, similarity)
+    k_loss, k_ga, k_gb = _common.clip_loss_and_grad(za, emb[y], tau, similarity)
+    # the kernel streams tiles in another summation order: agreement to rounding of O(10) terms
+    assert abs(loss - k_loss) < 1e-12
+    np.testing.assert_allclose(ga, k_ga, rtol=1e-9, atol=1e-13)
+    np.testing.assert_allclose(g_emb, np.eye(4)[y].T @ k_gb, rtol=1e-9, atol=1e-13)
+
+
+def test_grouped_infonce_one_sided_and_with_an_absent_label():
+    rng = np.random.default_rng(14)
+    y = np.array([0, 2, 2, 0, 2, 0, 0])  # label 1 never occurs: no pair, no candidate
+    za, emb = rng.normal(size=(7, 3)), rng.normal(size=(3, 3))
+    H = _common.logits(za, emb, 1.0, "dot")
+    loss, dH = _common.grouped_infonce(H, y, 1.0)
+    assert abs(loss - _one_sided_by_loops(za, emb[y], 1.0, "u|v")) < 1e-12
+    assert np.all(dH[:, 1] == 0.0)
+    for lam in (0.0, 0.3, 1.0):
+        loss, dH = _common.grouped_infonce(H, y, lam)
+        for idx in [(0, 0), (4, 2), (2, 1)]:
+            fd = _central_difference(lambda M: _common.grouped_infonce(M, y, lam)[0], H, idx)
+            assert abs(fd - dH[idx]) < 1e-8
+    with pytest.raises(InvalidInputError, match="labels"):
+        _common.grouped_infonce(H, np.array([0, 1, 3, 0, 0, 0, 0]), 0.5)
+    with pytest.raises(InvalidInputError, match="lam"):
+        _common.grouped_infonce(H, y, 1.5)
+
+
+# --------------------------------------------------------------------------
+# shared helpers: encoders, bank means, training, fitting
+# --------------------------------------------------------------------------
+def test_linear_encoders_follow_the_library_convention():
+    # G_u of shape (n_e, n_u), embedding G_u u, f(u, v) = u^T A v with A = G_u^T G_v / tau (MATH.md §1)
+    rng = np.random.default_rng(15)
+    enc_u, enc_v = _common.Encoder(rng, 5, 2), _common.Encoder(rng, 4, 2)
+    assert enc_u.matrix.shape == (2, 5) and enc_v.matrix.shape == (2, 4)
+    u, v = rng.normal(size=(3, 5)), rng.normal(size=(6, 4))
+    A = enc_u.matrix.T @ enc_v.matrix / 0.7
+    F = _common.logits(enc_u(u), enc_v(v), 0.7, "dot")
+    np.testing.assert_allclose(F, u @ A @ v.T, rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(enc_u(u)[1], enc_u.matrix @ u[1], rtol=1e-14)
+
+
+@pytest.mark.parametrize("hidden, bias", [(0, False), (0, True), (6, False)])
+def test_encoder_backward_matches_finite_differences(hidden, bias):
+    rng = np.random.default_rng(16)
+    enc = _common.Encoder(rng, 4, 3, hidden=hidden, bias=bias)
+    x, W = rng.normal(size=(5, 4)), rng.normal(size=(5, 3))
+    enc(x)
+    grads = enc.backward(W)
+    assert [g.shape for g in grads] == [p.shape for p in enc.params]
+    for p, g in zip(enc.params, grads):
+        idx = tuple(0 for _ in p.shape)
+        h = 1e-6
+        p[idx] += h
+        up = np.sum(W * enc(x))
+        p[idx] -= 2 * h
+        down = np.sum(W * enc(x))
+        p[idx] += h
+        assert abs((up - down) / (2 * h) - g[idx]) < 1e-7
+
+
+def test_bank_mean_weights_multiplicities_and_effective_size():
     bank = np.arange(8.0).reshape(4, 2)
     means, ess = _common.bank_mean(np.zeros((1, 4)), bank)
     np.testing.assert_allclose(means[0], bank.mean(0))
@@ -258,8 +373,19 @@ def test_bank_mean_weights_and_effective_size():
     means, ess = _common.bank_mean(np.array([[0.0, 800.0, 0.0, 0.0]]), bank)
     np.testing.assert_allclose(means[0], bank[1])
     assert ess[0] == pytest.approx(1.0)
+    # multiplicities are the same as repeating rows (and 0 as dropping them)
+    rng = np.random.default_rng(17)
+    F = rng.normal(size=(3, 4))
+    c = np.array([2.0, 0.0, 1.0, 3.0])
+    rows = np.repeat(np.arange(4), c.astype(int))
+    m_c, ess_c = _common.bank_mean(F, bank, c)
+    m_r, ess_r = _common.bank_mean(F[:, rows], bank[rows])
+    np.testing.assert_allclose(m_c, m_r, rtol=1e-13)
+    np.testing.assert_allclose(ess_c, ess_r, rtol=1e-13)
     with pytest.raises(InvalidInputError, match="bank"):
         _common.bank_mean(np.zeros((1, 3)), bank)
+    with pytest.raises(InvalidInputError, match="weights"):
+        _common.bank_mean(F, bank, -c)
 
 
 def test_adam_minimises_a_quadratic():
@@ -270,22 +396,139 @@ def test_adam_minimises_a_quadratic():
     np.testing.assert_allclose(x, [1.0, 0.5], atol=1e-3)
 
 
+def _train_minibatch(rng):
+    init = np.random.default_rng(18)
+    enc_a, enc_b = _common.Encoder(init, 3, 2), _common.Encoder(init, 3, 2)
+    data = np.random.default_rng(19)
+    xa, xb = data.normal(size=(40, 3)), data.normal(size=(40, 3))
+    objective = lambda za, zb: _common.clip_loss_and_grad(za, zb, 1.0, "dot")  # noqa: E731
+    return _common.train((enc_a, enc_b, xa, xb), objective, 40, steps=5, lr=0.01, rng=rng, batch_size=8)
+
+
+def test_train_with_mini_batches_and_no_rng_is_seeded():
+    # once crashed (rng.choice on None); now the mini-batches come from default_rng(0)
+    np.testing.assert_array_equal(_train_minibatch(None), _train_minibatch(np.random.default_rng(0)))
+    assert not np.array_equal(_train_minibatch(None), _train_minibatch(np.random.default_rng(1)))
+    with pytest.raises(InvalidInputError, match="batch_size"):
+        _common.train((None, None, None, None), None, 40, steps=1, lr=0.1, batch_size=0)
+
+
+@pytest.mark.parametrize("stages", [(), (30,)])
+def test_fit_linear_encoders_reaches_a_known_minimiser(stages):
+    # objective 1/2 |za - x_u G_u*^T|^2 + 1/2 |zb - x_v G_v*^T|^2: unique minimiser G* (full-rank inputs)
+    rng = np.random.default_rng(20)
+    xu, xv = rng.normal(size=(60, 4)), rng.normal(size=(60, 3))
+    Gu_star, Gv_star = rng.normal(size=(2, 4)), rng.normal(size=(2, 3))
+    ta, tb = xu @ Gu_star.T, xv @ Gv_star.T
+    calls = []
+
+    def objective(za, zb):
+        calls.append(za.shape[0])
+        da, db = za - ta[:za.shape[0]], zb - tb[:zb.shape[0]]
+        return 0.5 * (np.sum(da**2) + np.sum(db**2)), da, db
+
+    fit = _common.fit_linear_encoders(objective, xu, xv, 2, starts=3, rng=rng, stages=stages, gtol=1e-10)
+    assert fit.converged and fit.start_losses.shape == (3,) and len(fit.start_encoders) == 3
+    # a quadratic with Hessian eigenvalues O(60): gtol 1e-10 puts G within about 1e-11 of G*
+    np.testing.assert_allclose(fit.G_u, Gu_star, atol=1e-9)
+    np.testing.assert_allclose(fit.G_v, Gv_star, atol=1e-9)
+    assert fit.loss < 1e-15 and np.ptp(fit.start_losses) < 1e-15 and fit.grad_norm < 1e-8
+    assert fit.n_evals == len(calls)
+    assert (30 in calls) == bool(stages)
+
+
+def test_fit_linear_encoders_validates():
+    xu, xv = np.zeros((10, 2)), np.zeros((5, 2))
+    with pytest.raises(InvalidInputError, match="starts"):
+        _common.fit_linear_encoders(None, xu, xu, 1, starts=0)
+    with pytest.raises(InvalidInputError, match="stages"):
+        _common.fit_linear_encoders(None, xu, xv, 1, stages=(4,))
+
+
+def test_positive_definite_repairs_a_barely_indefinite_estimate():
+    H = np.diag([2.0, 1.0, -1e-14])
+    P = _common._positive_definite(H)
+    assert np.array_equal(P, P.T)
+    np.linalg.cholesky(P)  # raises if not positive definite
+    np.testing.assert_allclose(P[:2, :2], H[:2, :2], rtol=1e-12)
+
+
+# --------------------------------------------------------------------------
+# shared helpers: statistics, outputs, bootstrap of the notebooks
+# --------------------------------------------------------------------------
+def test_loglog_slope_against_scipy_linregress():
+    from scipy import stats
+
+    rng = np.random.default_rng(21)
+    n = np.repeat([100.0, 400.0, 1600.0, 6400.0], 3)
+    y = 2.0 * n**-0.5 * np.exp(0.2 * rng.normal(size=n.size))
+    slope, intercept, (lo, hi) = _common.loglog_slope(n, y)
+    ref = stats.linregress(np.log(n), np.log(y))
+    assert abs(slope - ref.slope) < 1e-12 and abs(intercept - ref.intercept) < 1e-12
+    half = stats.t.ppf(0.975, n.size - 2) * ref.stderr
+    assert abs((hi - lo) / 2 - half) < 1e-12 and abs((hi + lo) / 2 - slope) < 1e-12
+    exact = _common.loglog_slope(n, 3.0 * n**-0.5)
+    assert abs(exact[0] + 0.5) < 1e-12 and exact[2][1] - exact[2][0] < 1e-10
+    with pytest.raises(InvalidInputError, match="n"):
+        _common.loglog_slope([100.0, 100.0, 100.0], [1.0, 2.0, 3.0])
+
+
+def test_percentile_interval():
+    samples = np.random.default_rng(22).permutation(np.arange(1.0, 1002.0))
+    # 1..1001 in any order: the 2.5% and 97.5% quantiles are 26 and 976 (to the rounding of 0.025 * 1000)
+    np.testing.assert_allclose(_common.percentile_interval(samples), (26.0, 976.0), rtol=1e-12)
+    with pytest.raises(InvalidInputError, match="samples"):
+        _common.percentile_interval([1.0])
+
+
 def test_write_json_refuses_nan(tmp_path):
-    path = _common.write_json(tmp_path / "m.json", {"a": np.float64(1.5), "b": {3: np.int64(2)}})
-    assert path.read_text().count("1.5") == 1
+    path = _common.write_json(tmp_path / "m.json", {"a": np.float64(1.5), "b": {3: np.int64(2)}, "c": np.bool_(True)})
+    assert path.read_text().count("1.5") == 1 and "true" in path.read_text()
     with pytest.raises(InvalidInputError, match="finite"):
         _common.write_json(tmp_path / "n.json", {"a": float("nan")})
 
 
-@pytest.mark.parametrize("conditional, lam", [("u|v", 1.0), ("v|u", 0.0)])
-def test_one_sided_loss_matches_the_balanced_infonce_of_numerics(conditional, lam):
-    # an independent implementation: numerics.variants writes L_{N,lambda} on the logit matrix,
-    # with the 1/N inside the log-sum-exp (hence the log N offset)
-    from numerics.variants import empirical_balanced_infonce, empirical_balanced_infonce_grad
+@pytest.fixture
+def restored_blas_threads():
+    # setup() keeps BLAS on one thread for the rest of a notebook; not for the rest of the suite
+    from threadpoolctl import threadpool_limits
 
-    rng = np.random.default_rng(11)
-    za, zb = rng.normal(size=(8, 3)), rng.normal(size=(8, 3))
-    F = _common.logits(za, zb, 0.4, "dot")
-    loss, ga, _ = _common.one_sided_loss_and_grad(za, zb, 0.4, "dot", conditional)
-    assert abs(loss - np.log(8) - empirical_balanced_infonce(F, lam)) < 1e-12
-    np.testing.assert_allclose(ga, empirical_balanced_infonce_grad(F, lam) @ zb / 0.4, rtol=1e-10, atol=1e-14)
+    with threadpool_limits(limits=None):
+        yield
+
+
+def test_setup_reads_the_command_line_or_the_environment_in_a_kernel(tmp_path, monkeypatch, restored_blas_threads):
+    run = _common.setup("demo", "demo", ["--quick", "--outdir", str(tmp_path), "--seed", "3"])
+    assert run.quick and run.seed == 3 and run.json_path == tmp_path / "demo.json" and run.elapsed() >= 0
+    monkeypatch.setitem(sys.modules, "ipykernel", object())
+    monkeypatch.setenv(_common.NOTEBOOK_ARGS, f"--outdir '{tmp_path}/a b' --json {tmp_path}/x.json")
+    run = _common.setup("demo", "demo")
+    assert not run.quick and run.outdir == tmp_path / "a b" and run.json_path == tmp_path / "x.json"
+    monkeypatch.delenv(_common.NOTEBOOK_ARGS)
+    assert _common.setup("demo", "demo").json_path == Path("out") / "notebooks" / "demo.json"
+
+
+def test_show_figure_saves_and_closes_outside_a_notebook(tmp_path):
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots()
+    ax.plot([0, 1], [1, 0])
+    path = _common.show_figure(fig, tmp_path, "f")
+    assert path == tmp_path / "f.png" and path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert not plt.fignum_exists(fig.number)
+
+
+def test_runner_counts_figures_and_reads_acceptance():
+    import nbformat
+
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_markdown_cell("x"), nbformat.v4.new_code_cell("1")]
+    assert _execute.count_figures(nb) == 0
+    nb.cells[1].outputs = [nbformat.v4.new_output("display_data", data={"image/png": "iVBO", "text/plain": "f"}),
+                           nbformat.v4.new_output("stream", text="hi")]
+    assert _execute.count_figures(nb) == 1
+    assert _execute.failed_acceptance({"acceptance": {"a": True, "b": False}}) == ["b"]
+    assert _execute.failed_acceptance({}) == []

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from numerics import InvalidInputError, gaussian
+from numerics import InvalidInputError, gaussian, montecarlo
 from numerics.models import GaussianModel, random_gaussian_model, random_orthogonal, random_spd
 
 GOOD = random_gaussian_model(np.random.default_rng(0), 2, 3, n_e=1).cov
@@ -13,6 +13,8 @@ NOT_PD = GOOD.copy()
 NOT_PD[0, 0] = -1.0
 WITH_NAN = GOOD.copy()
 WITH_NAN[1, 1] = np.nan
+SINGULAR = np.array([[0.03, 0.03, 0.03], [0.03, 1.0, 0.03], [0.03, 0.03, 0.03]])  # Cholesky passes
+SINGULAR_BLOCK = np.block([[np.eye(1), np.zeros((1, 3))], [np.zeros((3, 1)), SINGULAR]])
 
 INVALID = [
     # (call, argument named in the message, fragment of what was expected)
@@ -35,6 +37,21 @@ INVALID = [
     (lambda: gaussian.gaussian_kl([0.0], [[1.0]], [0.0], [[0.0]]), "S2", "positive definite"),
     (lambda: gaussian.joint_covariance(np.eye(2), np.eye(2), [0.5, 0.5, 0.5]), "sigma", "at most 2"),
     (lambda: GaussianModel(cov=GOOD, n_u=2, n_e=5), "n_e", "1..2"),
+    # singular, yet Cholesky succeeds (pivot 2.6e-9): its square root would be NaN
+    (lambda: gaussian.joint_covariance([[1.0]], SINGULAR, 0), "C_vv", "positive definite"),
+    (lambda: GaussianModel(cov=SINGULAR_BLOCK, n_u=1, n_e=1), "cov", "positive definite"),
+    (lambda: montecarlo.expected_kl_terms_mc(SINGULAR_BLOCK, 1, montecarlo.linear_encoder(np.ones((1, 1))),
+                                             montecarlo.linear_encoder(np.ones((1, 3))), 1.0, "dot", 10,
+                                             np.random.default_rng(0)), "cov", "condition number"),
+    (lambda: montecarlo.population_clip_loss_mc(montecarlo.gaussian_sampler(np.eye(3), 1),
+                                                montecarlo.linear_encoder(np.ones((1, 1))),
+                                                montecarlo.linear_encoder(np.ones((1, 1))), 1.0, "dot",
+                                                10, np.random.default_rng(0)), "encode_v", "ValueError"),
+    # KL(N(0, 1e300) || N(0, 1e-300)) ~ 1e600 and a mean gap of 2e300 overflow float64
+    (lambda: gaussian.gaussian_kl([0.0], [[1e300]], [0.0], [[1e-300]]), "S2", "overflows"),
+    (lambda: gaussian.gaussian_kl([1e300], [[1.0]], [-1e300], [[1.0]]), "m2", "finite"),
+    (lambda: gaussian.gaussian_kl_batch([[0.0]], [[[1e300]]], [[0.0]], [[[1e-300]]]), "S2", "overflows"),
+    (lambda: gaussian.gaussian_kl_batch([[1e300]], [[[1.0]]], [[-1e300]], [[[1.0]]]), "m2", "finite"),
 ]
 
 
