@@ -155,6 +155,7 @@ def figure(summary, path):
     ax.set_xlabel(r"true relative distance $\delta/\|T\|$ ($\kappa$; 0 = correct variants)")
     ax.set_ylabel("fraction of verdicts")
     ax.set_ylim(-0.03, 1.03)
+    ax.set_xlim(-0.004, 0.7)
     ax.set_title(f"verifier calibration: {summary['verdicts']} verdicts, 95 % Clopper-Pearson", fontsize=9)
     ax.legend(fontsize=8, loc="center right")
     fig.tight_layout()
