@@ -1,14 +1,24 @@
-r"""Shared helpers of the experiment notebooks (MATH.md §2, §3, §5, §6).
+r"""Shared helpers of the experiment notebooks (MATH.md §1-§3, §5, §6).
 
-Argument parsing, an Adam optimiser, small encoders with hand-written
-back-propagation, a training loop, the importance-weighted bank mean of a
-model conditional, JSON and figure writing.
+* :func:`setup`: the one bootstrap of every notebook (command line, output
+  paths, seed, clock), the same whether the file runs as a script or as a
+  notebook;
+* :func:`show_figure`, :func:`write_json`, :func:`progress`: outputs;
+* :func:`logits`, :func:`logits_backward`, :func:`clip_loss_and_grad`,
+  :func:`one_sided_loss_and_grad`, :func:`grouped_infonce`: losses built on the
+  library's logits, dense InfoNCE and streaming CLIP kernel
+  (:mod:`numerics.infonce`, :mod:`numerics.kernels`);
+* :class:`Encoder`, :class:`Adam`, :func:`train`: small encoders and a
+  first-order training loop (mini-batches);
+* :func:`fit_linear_encoders`: full-batch BFGS over linear encoders, from
+  several starts;
+* :func:`bank_mean`: importance-weighted bank means of a model conditional;
+* :func:`loglog_slope`, :func:`percentile_interval`: the statistics of the
+  reports.
 
-The CLIP loss and its gradient come from :mod:`numerics.kernels`.  While that
-module is absent (it is developed alongside the notebooks) a dense NumPy
-implementation of the same finite-sample loss is used instead, and
-:data:`KERNEL_BACKEND` says which one is active; the notebooks record it in
-their JSON so that a result produced by the fallback can be recognised.
+Linear encoders follow the library's convention (MATH.md §1, :mod:`numerics.gaussian`):
+:math:`G_u` has shape ``(n_e, n_u)``, the embedding of a row ``u`` is :math:`G_u u`,
+and with the bilinear similarity :math:`A = G_u^T G_v / \tau`, :math:`f(u, v) = u^T A v`.
 """
 from __future__ import annotations
 
@@ -16,61 +26,105 @@ import argparse
 import contextlib
 import json
 import math
+import os
+import shlex
 import sys
 import time
 import warnings
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 _ROOT = Path(__file__).resolve().parents[1]
 if str(_ROOT) not in sys.path:
-    # the notebooks run as plain scripts from a source checkout
+    # a source checkout without ``pip install -e .``
     sys.path.insert(0, str(_ROOT))
 
+from numerics import infonce, kernels  # noqa: E402
 from numerics._validation import InvalidInputError, as_choice, as_float_array, as_temperature, fail  # noqa: E402
-
-try:  # pragma: no cover - which branch runs depends on the checkout
-    from numerics.kernels import clip_loss as _kernel_clip_loss
-    from numerics.kernels import clip_loss_and_grad as _kernel_clip_loss_and_grad
-
-    KERNEL_BACKEND = "numerics.kernels"
-except ImportError:  # pragma: no cover
-    _kernel_clip_loss = None
-    _kernel_clip_loss_and_grad = None
-    KERNEL_BACKEND = "dense-numpy-fallback"
 
 __all__ = [
     "InvalidInputError",
-    "KERNEL_BACKEND",
+    "NOTEBOOK_ARGS",
     "SIMILARITIES",
     "Adam",
     "Encoder",
+    "LinearFit",
+    "Run",
     "bank_mean",
-    "clip_loss",
     "clip_loss_and_grad",
+    "fit_linear_encoders",
+    "grouped_infonce",
+    "in_notebook",
     "logits",
+    "logits_backward",
+    "loglog_slope",
     "one_sided_loss_and_grad",
-    "parse_args",
+    "percentile_interval",
     "progress",
-    "save_figure",
+    "setup",
+    "show_figure",
     "train",
     "write_json",
 ]
 
-SIMILARITIES = ("dot", "l2", "cosine")
+SIMILARITIES = infonce.SIMILARITIES
+
+#: Environment variable read for the options when the file runs inside a
+#: Jupyter kernel, whose own ``sys.argv`` is not ours (for example
+#: ``NOTEBOOK_ARGS="--quick --outdir /tmp/nb"``).
+NOTEBOOK_ARGS = "NOTEBOOK_ARGS"
 
 
 # --------------------------------------------------------------------------
-# command line, progress, outputs
+# the bootstrap of every notebook
 # --------------------------------------------------------------------------
-def parse_args(description: str, argv=None, *, extra=None) -> argparse.Namespace:
-    r"""Parse ``[--quick] [--json PATH] [--outdir DIR] [--seed S]``.
+def in_notebook() -> bool:
+    """Whether the code runs inside a Jupyter (IPython) kernel."""
+    return "ipykernel" in sys.modules
 
-    Inside a Jupyter kernel ``sys.argv`` holds the kernel's own arguments, so
-    they are ignored and the defaults (full run, outputs in ``out/notebooks``)
-    apply.  ``extra`` is an optional callable that adds notebook-specific
-    options to the parser.
+
+@dataclass
+class Run:
+    """What :func:`setup` returns: the options and the paths of one run."""
+
+    name: str
+    args: argparse.Namespace
+    quick: bool
+    seed: int
+    outdir: Path
+    json_path: Path
+    t0: float
+
+    def elapsed(self) -> float:
+        """Seconds since :func:`setup`."""
+        return time.perf_counter() - self.t0
+
+
+def _single_threaded_blas():
+    """Keep NumPy's BLAS on one thread for the rest of the process.
+
+    The notebooks multiply small matrices (a few thousand rows by at most 64
+    columns), where BLAS threads cost more than they save: on a loaded 2-core
+    machine a (1438, 64) x (64, 16) product and its transpose took 13 ms with
+    the default threads and 0.9 ms with one.  The streaming kernel has its own
+    (numba) threads and is not affected.
+    """
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(limits=1, user_api="blas")
+
+
+def setup(name: str, description: str, argv=None, *, extra=None) -> Run:
+    r"""Parse ``[--quick] [--json PATH] [--outdir DIR] [--seed S]`` and start the clock.
+
+    As a script the options come from the command line.  Inside a Jupyter
+    kernel ``sys.argv`` holds the kernel's own arguments, so the options come
+    from the environment variable :data:`NOTEBOOK_ARGS` instead (empty: full
+    run, outputs in ``out/notebooks``).  ``extra`` is an optional callable
+    that adds notebook-specific options to the parser.  NumPy's BLAS is kept
+    on one thread from here on (:func:`_single_threaded_blas`).
     """
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--quick", action="store_true", help="small run for CI (< 3 minutes)")
@@ -80,9 +134,11 @@ def parse_args(description: str, argv=None, *, extra=None) -> argparse.Namespace
     if extra is not None:
         extra(parser)
     if argv is None:
-        argv = [] if "ipykernel" in sys.modules else sys.argv[1:]
-    args, _unknown = parser.parse_known_args(argv)
-    return args
+        argv = shlex.split(os.environ.get(NOTEBOOK_ARGS, "")) if in_notebook() else sys.argv[1:]
+    args = parser.parse_args(argv)
+    _single_threaded_blas()
+    return Run(name=name, args=args, quick=bool(args.quick), seed=int(args.seed), outdir=args.outdir,
+               json_path=args.json or args.outdir / f"{name}.json", t0=time.perf_counter())
 
 
 def progress(message: str) -> None:
@@ -97,6 +153,8 @@ def _jsonable(value):
         return [_jsonable(v) for v in value]
     if isinstance(value, np.ndarray):
         return _jsonable(value.tolist())
+    if isinstance(value, np.bool_):
+        return bool(value)
     if isinstance(value, (np.floating, float)):
         value = float(value)
         if not math.isfinite(value):
@@ -104,8 +162,6 @@ def _jsonable(value):
         return value
     if isinstance(value, np.integer):
         return int(value)
-    if isinstance(value, np.bool_):
-        return bool(value)
     return value
 
 
@@ -117,8 +173,13 @@ def write_json(path, metrics: dict) -> Path:
     return path
 
 
-def save_figure(fig, outdir, name: str, *, max_bytes: int = 300_000, dpi: int = 110) -> Path:
-    """Save ``fig`` as ``OUTDIR/NAME.png``, lowering the resolution until the file is below ``max_bytes``."""
+def show_figure(fig, outdir, name: str, *, max_bytes: int = 300_000, dpi: int = 110) -> Path:
+    """Save ``fig`` as ``OUTDIR/NAME.png`` (resolution lowered until below ``max_bytes``) and show it.
+
+    In a notebook the figure stays open, so the inline backend draws it under
+    the cell; in a script it is closed once saved.  No backend is chosen here:
+    ``MPLBACKEND`` or matplotlib's default decides.
+    """
     import matplotlib.pyplot as plt
 
     outdir = Path(outdir)
@@ -131,79 +192,72 @@ def save_figure(fig, outdir, name: str, *, max_bytes: int = 300_000, dpi: int = 
         dpi = int(dpi * 0.8)
     if path.stat().st_size > max_bytes:
         warnings.warn(f"{path} is {path.stat().st_size} bytes, above {max_bytes}", stacklevel=2)
-    plt.close(fig)
+    if not in_notebook():
+        plt.close(fig)
     return path
 
 
 # --------------------------------------------------------------------------
-# logits and their back-propagation (MATH.md §1)
+# logits and losses on top of numerics.infonce and numerics.kernels (MATH.md §1-§3)
 # --------------------------------------------------------------------------
-def _check_pair(za, zb):
+def _pair(za, zb, *, paired):
     za = as_float_array("za", za, ndim=2).astype(np.float64, copy=False)
     zb = as_float_array("zb", zb, ndim=2).astype(np.float64, copy=False)
     if za.shape[1] != zb.shape[1] or za.shape[0] == 0 or zb.shape[0] == 0:
         raise fail("zb", zb, f"a non-empty (m, {za.shape[1]}) array matching za of shape {za.shape}")
+    if paired and za.shape[0] != zb.shape[0]:
+        raise fail("zb", zb, f"as many rows as za ({za.shape[0]}): the pairs (za_i, zb_i)")
     return za, zb
 
 
-def _normalise(z):
+def logits(za, zb, tau, similarity="dot"):
+    r"""Rectangular logit matrix :math:`F_{ij} = s(a_i, b_j)/\tau`, shape ``(n, m)`` (MATH.md §1).
+
+    The library's one logit implementation, :func:`numerics.infonce.logits`
+    (whose formula :func:`numerics.kernels.clip_logits` also uses for a square
+    batch): ``dot`` :math:`\langle a, b\rangle`, ``cosine``
+    :math:`\langle a/|a|, b/|b|\rangle`, ``l2`` :math:`-|a - b|^2/2`.
+    """
+    return infonce.logits(za, zb, tau, similarity)
+
+
+def _unit(z):
     norms = np.linalg.norm(z, axis=1, keepdims=True)
-    if np.any(norms == 0.0):
-        raise fail("z", z, "embeddings with non-zero norm (cosine similarity is undefined at 0)")
     return z / norms, norms
 
 
-def _logits(za, zb, tau, similarity):
-    if similarity == "dot":
-        return za @ zb.T / tau
-    if similarity == "cosine":
-        return _normalise(za)[0] @ _normalise(zb)[0].T / tau
-    sq = (za**2).sum(1)[:, None] + (zb**2).sum(1)[None, :] - 2.0 * za @ zb.T
-    return -0.5 * sq / tau
+def logits_backward(dF, za, zb, tau, similarity="dot"):
+    r"""Gradients in ``za`` and ``zb`` of a scalar :math:`\Phi(F)` given :math:`\partial\Phi/\partial F`.
 
+    The chain rule through :math:`F_{ij} = s(a_i, b_j)/\tau`:
 
-def logits(za, zb, tau, similarity="dot"):
-    r"""Logit matrix :math:`F_{ij} = s(z_{a,i}, z_{b,j}) / \tau` for the similarities of MATH.md §1.
-
-    ``dot``: :math:`\langle a, b\rangle`; ``cosine``: :math:`\langle a/|a|, b/|b|\rangle`;
-    ``l2``: :math:`-|a - b|^2 / 2`.
+    * ``dot``: :math:`\partial_a = dF\,b/\tau`, :math:`\partial_b = dF^T a/\tau`;
+    * ``cosine``: the same on the unit vectors, then the derivative of
+      :math:`z \mapsto z/|z|`, :math:`(I - \hat z\hat z^T)/|z|`;
+    * ``l2``: :math:`\partial_{a_i} = -\sum_j dF_{ij}(a_i - b_j)/\tau`,
+      :math:`\partial_{b_j} = \sum_i dF_{ij}(a_i - b_j)/\tau`.
     """
-    za, zb = _check_pair(za, zb)
+    za, zb = _pair(za, zb, paired=False)
+    dF = as_float_array("dF", dF, ndim=2)
+    if dF.shape != (za.shape[0], zb.shape[0]):
+        raise fail("dF", dF, f"shape {(za.shape[0], zb.shape[0])}, one entry per logit")
     tau = as_temperature(tau)
-    similarity = as_choice(similarity, SIMILARITIES, "similarity")
-    return _logits(za, zb, tau, similarity)
-
-
-def _backprop(dF, za, zb, tau, similarity):
-    """Gradients of a scalar with respect to ``za``, ``zb`` given its gradient ``dF`` in the logits."""
+    similarity = infonce.as_similarity(similarity)
     if similarity == "dot":
         return dF @ zb / tau, dF.T @ za / tau
     if similarity == "cosine":
-        na, ra = _normalise(za)
-        nb, rb = _normalise(zb)
+        na, ra = _unit(za)
+        nb, rb = _unit(zb)
         ga, gb = dF @ nb / tau, dF.T @ na / tau
-        # derivative of z/|z|: project out the radial direction, divide by the norm
         ga = (ga - na * (ga * na).sum(1, keepdims=True)) / ra
         gb = (gb - nb * (gb * nb).sum(1, keepdims=True)) / rb
         return ga, gb
     rows, cols = dF.sum(1), dF.sum(0)
-    ga = -(rows[:, None] * za - dF @ zb) / tau
-    gb = -(cols[:, None] * zb - dF.T @ za) / tau
-    return ga, gb
+    return -(rows[:, None] * za - dF @ zb) / tau, -(cols[:, None] * zb - dF.T @ za) / tau
 
 
-def _logsumexp(F, axis):
-    m = F.max(axis=axis, keepdims=True)
-    return np.squeeze(m, axis=axis) + np.log(np.exp(F - m).sum(axis=axis))
-
-
-def _softmax(F, axis):
-    E = np.exp(F - F.max(axis=axis, keepdims=True))
-    return E / E.sum(axis=axis, keepdims=True)
-
-
-#: Below this batch size the kernels run on one numba thread: measured on a
-#: loaded 2-core machine (OpenMP layer), a parallel launch cost 60-100 ms per
+#: Below this batch size the streaming kernel runs on one numba thread:
+#: measured on a loaded 2-core machine, a parallel launch cost 60-100 ms per
 #: call against 1.5 ms serial at N = 256 and was no faster up to N = 4096.
 SERIAL_KERNEL_BELOW = 8192
 
@@ -223,45 +277,16 @@ def _kernel_threads(n):
         numba.set_num_threads(before)
 
 
-def _dense_clip_loss_and_grad(za, zb, tau, similarity):
-    r"""Dense reference of the symmetric InfoNCE loss (MATH.md §2); development fallback only."""
-    n = za.shape[0]
-    F = _logits(za, zb, tau, similarity)
-    loss = -np.trace(F) / n + 0.5 * _logsumexp(F, 1).mean() + 0.5 * _logsumexp(F, 0).mean()
-    dF = (_softmax(F, 1) + _softmax(F, 0)) / (2 * n) - np.eye(n) / n
-    ga, gb = _backprop(dF, za, zb, tau, similarity)
-    return float(loss), ga, gb
-
-
 def clip_loss_and_grad(za, zb, tau, similarity="dot"):
     r"""Finite-sample CLIP loss :math:`L_N` (MATH.md §2) and its gradients in ``za`` and ``zb``.
 
-    .. math:: L_N = -\frac1N \sum_i F_{ii} + \frac1{2N}\sum_i \log\sum_j e^{F_{ij}}
-              + \frac1{2N}\sum_j \log\sum_i e^{F_{ij}}.
-
-    Delegates to :func:`numerics.kernels.clip_loss_and_grad` when available.
+    :func:`numerics.kernels.clip_loss_and_grad` (streamed, exact), on one
+    numba thread below :data:`SERIAL_KERNEL_BELOW` pairs.
     """
-    za, zb = _check_pair(za, zb)
-    if za.shape[0] != zb.shape[0]:
-        raise fail("zb", zb, f"as many rows as za ({za.shape[0]}): the pairs (za_i, zb_i)")
-    tau = as_temperature(tau)
-    similarity = as_choice(similarity, SIMILARITIES, "similarity")
-    if _kernel_clip_loss_and_grad is not None:
-        with _kernel_threads(za.shape[0]):
-            loss, ga, gb = _kernel_clip_loss_and_grad(za, zb, tau, similarity=similarity)
-        return float(loss), np.asarray(ga), np.asarray(gb)
-    return _dense_clip_loss_and_grad(za, zb, tau, similarity)
-
-
-def clip_loss(za, zb, tau, similarity="dot"):
-    r"""Loss-only :math:`L_N` (MATH.md §2); see :func:`clip_loss_and_grad`."""
-    za, zb = _check_pair(za, zb)
-    tau = as_temperature(tau)
-    similarity = as_choice(similarity, SIMILARITIES, "similarity")
-    if _kernel_clip_loss is not None:
-        with _kernel_threads(za.shape[0]):
-            return float(_kernel_clip_loss(za, zb, tau, similarity=similarity))
-    return _dense_clip_loss_and_grad(za, zb, tau, similarity)[0]
+    za, zb = np.asarray(za), np.asarray(zb)
+    with _kernel_threads(za.shape[0] if za.ndim else 0):
+        loss, ga, gb = kernels.clip_loss_and_grad(za, zb, tau, similarity)
+    return float(loss), np.asarray(ga), np.asarray(gb)
 
 
 def one_sided_loss_and_grad(za, zb, tau, similarity="dot", conditional="u|v"):
@@ -275,82 +300,128 @@ def one_sided_loss_and_grad(za, zb, tau, similarity="dot", conditional="u|v"):
               \qquad \partial L/\partial F = (Q - I)/N,
 
     with :math:`Q` the softmax over each column.  ``conditional="v|u"``
-    (:math:`\lambda = 0`) uses the rows instead.  With the bilinear similarity
-    the stationarity condition in the column of a value :math:`v` is moment
-    matching, :math:`E_{\nu_{u|v}}[G_u u] = E_{\mu_{u|v}}[G_u u]` (MATH.md §6).
+    (:math:`\lambda = 0`) uses the rows instead.  Loss and :math:`\partial L/\partial F`
+    are :func:`numerics.infonce.infonce_loss` and :func:`numerics.infonce.infonce_grad`
+    on the logits of :func:`logits`; the gradients go back through :func:`logits_backward`.
     """
-    za, zb = _check_pair(za, zb)
-    if za.shape[0] != zb.shape[0]:
-        raise fail("zb", zb, f"as many rows as za ({za.shape[0]}): the pairs (za_i, zb_i)")
-    tau = as_temperature(tau)
-    similarity = as_choice(similarity, SIMILARITIES, "similarity")
+    za, zb = _pair(za, zb, paired=True)
     conditional = as_choice(conditional, ("u|v", "v|u"), "conditional")
-    n = za.shape[0]
-    F = _logits(za, zb, tau, similarity)
-    axis = 0 if conditional == "u|v" else 1
-    loss = -np.trace(F) / n + _logsumexp(F, axis).mean()
-    dF = (_softmax(F, axis) - np.eye(n)) / n
-    ga, gb = _backprop(dF, za, zb, tau, similarity)
-    return float(loss), ga, gb
+    lam = 1.0 if conditional == "u|v" else 0.0
+    F = logits(za, zb, tau, similarity)
+    ga, gb = logits_backward(infonce.infonce_grad(F, lam), za, zb, tau, similarity)
+    return infonce.infonce_loss(F, lam), ga, gb
+
+
+def grouped_infonce(H, labels, lam=0.5):
+    r"""InfoNCE loss :math:`L_{N,\lambda}` of pairs whose second member takes few values, and its gradient.
+
+    When the pairs are :math:`(u_i, w_{y_i})` with :math:`y_i \in \{0..K-1\}`
+    (an image and one of ``K`` labels), the :math:`N \times N` logits are
+    :math:`F_{ij} = H_{i y_j}` with :math:`H_{ik} = f(u_i, w_k)`, so
+
+    .. math:: L_{N,\lambda} = -\frac1N\sum_i H_{iy_i}
+              + \frac{1-\lambda}N \sum_i \log\sum_k n_k e^{H_{ik}}
+              + \frac{\lambda}N \sum_k n_k \log\sum_i e^{H_{ik}},
+
+    with :math:`n_k` the number of pairs with label ``k``: the loss of
+    MATH.md §2 (:math:`\lambda = \tfrac12`) or §3 (:math:`\lambda = 1`: the
+    :math:`u|v` cross-entropy only) in :math:`O(NK)` instead of :math:`O(N^2)`.
+
+    Returns
+    -------
+    loss : float
+    dH : ndarray, shape (N, K)
+        :math:`\partial L_{N,\lambda}/\partial H`.
+    """
+    H = as_float_array("H", H, ndim=2)
+    labels = np.asarray(labels)
+    n, k = H.shape
+    if labels.shape != (n,) or not np.issubdtype(labels.dtype, np.integer) or labels.min() < 0 or labels.max() >= k:
+        raise fail("labels", labels, f"{n} integer labels in 0..{k - 1}, one per row of H")
+    lam = float(lam)
+    if not 0.0 <= lam <= 1.0:
+        raise fail("lam", lam, "a number in [0, 1]")
+    counts = np.bincount(labels, minlength=k).astype(np.float64)
+    rows = np.arange(n)
+    with np.errstate(divide="ignore"):
+        log_counts = np.log(counts)  # -inf for an absent label: it is no candidate
+    R = H + log_counts
+    row_lse = infonce.logsumexp(R, axis=1)
+    col_lse = infonce.logsumexp(H, axis=0)
+    loss = -H[rows, labels].mean() + (1 - lam) * row_lse.mean() + lam * (counts @ col_lse) / n
+    dH = (1 - lam) * np.exp(R - row_lse[:, None]) / n + lam * np.exp(H - col_lse) * counts / n
+    dH[rows, labels] -= 1.0 / n
+    return float(loss), dH
 
 
 # --------------------------------------------------------------------------
 # model conditional by self-normalised importance weighting (MATH.md §5)
 # --------------------------------------------------------------------------
-def bank_mean(F, bank):
+def bank_mean(F, bank, weights=None):
     r"""Self-normalised importance-weighted bank means of a model conditional (MATH.md §5).
 
     For query ``q`` and bank items ``x_j ~ mu``, ``F[q, j] = f(q, x_j)``; the
     estimate of :math:`E_{\nu}[x \mid q]` is :math:`\sum_j w_{qj} x_j` with
-    :math:`w_{qj} \propto e^{F_{qj}}`.
+    :math:`w_{qj} \propto c_j e^{F_{qj}}`, where the multiplicities
+    :math:`c_j` (``weights``, default 1) let a resampled bank be used without
+    copying it.
 
     Returns
     -------
     means : ndarray, shape (n_queries, dim)
     ess : ndarray, shape (n_queries,)
-        Effective sample size :math:`1/\sum_j w_{qj}^2` of each weighting; a
-        small value means the bank is too small for that conditional.
+        Effective sample size :math:`(\sum_j c_j w_{qj})^2/\sum_j c_j w_{qj}^2`
+        of each weighting, in bank items; a small value means the bank is too
+        small for that conditional.
     """
     F = as_float_array("F", F, ndim=2)
     bank = as_float_array("bank", bank, ndim=2)
     if bank.shape[0] != F.shape[1]:
         raise fail("bank", bank, f"{F.shape[1]} rows, one per column of F")
-    W = _softmax(F, 1)
-    return W @ bank, 1.0 / (W**2).sum(1)
+    c = np.ones(F.shape[1]) if weights is None else as_float_array("weights", weights, ndim=1)
+    if c.shape != (F.shape[1],) or np.any(c < 0) or not np.any(c > 0):
+        raise fail("weights", weights, f"{F.shape[1]} non-negative multiplicities, not all zero")
+    keep = c > 0
+    E = np.exp(F[:, keep] - F[:, keep].max(1, keepdims=True)) * c[keep]
+    W = E / E.sum(1, keepdims=True)
+    per_item = W / c[keep]
+    return W @ bank[keep], 1.0 / (c[keep] * per_item**2).sum(1)
 
 
 # --------------------------------------------------------------------------
-# encoders, optimiser, training loop
+# encoders, optimisers, training
 # --------------------------------------------------------------------------
 class Encoder:
     r"""Linear map or one-hidden-layer perceptron :math:`x \mapsto W_2 \tanh(W_1 x + b_1) + b_2`.
 
     ``hidden=0`` gives the linear encoder :math:`x \mapsto G x` (plus ``b`` if
-    ``bias``), the class of MATH.md §4.  Parameters live in :attr:`params`
-    (a list the optimiser updates in place); :meth:`forward` keeps what
-    :meth:`backward` needs.
+    ``bias``), the class of MATH.md §4, with :math:`G` of shape
+    ``(n_out, n_in)`` as in :mod:`numerics.gaussian`.  Inputs are rows: a
+    batch ``x`` of shape ``(N, n_in)`` maps to ``x @ G.T``.  Parameters live in
+    :attr:`params` (a list the optimiser updates in place); :meth:`forward`
+    keeps what :meth:`backward` needs.
     """
 
     def __init__(self, rng, n_in: int, n_out: int, *, hidden: int = 0, bias: bool = False, scale: float = 1.0):
         self.hidden = int(hidden)
         self.bias = bool(bias)
         if self.hidden:
-            W1 = rng.normal(size=(n_in, hidden)) * math.sqrt(1.0 / n_in)
-            W2 = rng.normal(size=(hidden, n_out)) * math.sqrt(1.0 / hidden) * scale
+            W1 = rng.normal(size=(hidden, n_in)) * math.sqrt(1.0 / n_in)
+            W2 = rng.normal(size=(n_out, hidden)) * math.sqrt(1.0 / hidden) * scale
             self.params = [W1, np.zeros(hidden), W2, np.zeros(n_out)]
         else:
-            G = rng.normal(size=(n_in, n_out)) * math.sqrt(1.0 / n_in) * scale
+            G = rng.normal(size=(n_out, n_in)) * math.sqrt(1.0 / n_in) * scale
             self.params = [G] + ([np.zeros(n_out)] if self.bias else [])
         self._cache = None
 
     def forward(self, x):
         if self.hidden:
             W1, b1, W2, b2 = self.params
-            h = np.tanh(x @ W1 + b1)
+            h = np.tanh(x @ W1.T + b1)
             self._cache = (x, h)
-            return h @ W2 + b2
+            return h @ W2.T + b2
         self._cache = (x,)
-        out = x @ self.params[0]
+        out = x @ self.params[0].T
         return out + self.params[1] if self.bias else out
 
     __call__ = forward
@@ -360,15 +431,15 @@ class Encoder:
         if self.hidden:
             x, h = self._cache
             W1, b1, W2, b2 = self.params
-            gh = (grad_out @ W2.T) * (1.0 - h**2)
-            return [x.T @ gh, gh.sum(0), h.T @ grad_out, grad_out.sum(0)]
+            gh = (grad_out @ W2) * (1.0 - h**2)
+            return [gh.T @ x, gh.sum(0), grad_out.T @ h, grad_out.sum(0)]
         (x,) = self._cache
-        grads = [x.T @ grad_out]
+        grads = [grad_out.T @ x]
         return grads + [grad_out.sum(0)] if self.bias else grads
 
     @property
     def matrix(self):
-        """The matrix :math:`G` (shape ``(n_in, n_out)``) of a linear encoder."""
+        """The matrix :math:`G` (shape ``(n_out, n_in)``) of a linear encoder."""
         if self.hidden:
             raise AttributeError("a perceptron encoder has no single matrix")
         return self.params[0]
@@ -378,9 +449,8 @@ class Adam:
     r"""Adam (Kingma & Ba) on a list of arrays updated in place.
 
     The step size follows a cosine decay from ``lr`` to ``lr * final_fraction``
-    over ``total_steps`` so that a fixed budget of full-batch steps ends close
-    to a stationary point instead of hovering at the noise floor of a fixed
-    step.
+    over ``total_steps``, so that a fixed budget of steps ends close to a
+    stationary point instead of hovering at the noise floor of a fixed step.
     """
 
     def __init__(self, params, lr=1e-2, *, betas=(0.9, 0.999), eps=1e-8, total_steps=None, final_fraction=0.01):
@@ -415,8 +485,10 @@ def train(encoders, objective, n: int, *, steps: int, lr: float, rng=None, batch
     r"""Minimise ``objective(za, zb) -> (loss, grad_za, grad_zb)`` over two encoders with Adam.
 
     ``encoders = (enc_a, enc_b, xa, xb)``: the encoders and their full input
-    arrays of ``n`` rows.  Full batch when ``batch_size`` is None (the empirical
-    loss :math:`L_N` itself), seeded mini-batches otherwise.
+    arrays of ``n`` rows.  Full batch when ``batch_size`` is None or at least
+    ``n`` (the empirical loss :math:`L_N` itself); otherwise mini-batches
+    drawn without replacement from ``rng`` (``numpy.random.default_rng(0)``
+    when ``rng`` is None, so that a run is reproducible).
 
     Returns
     -------
@@ -424,15 +496,17 @@ def train(encoders, objective, n: int, *, steps: int, lr: float, rng=None, batch
         The loss at every step.
     """
     enc_a, enc_b, xa, xb = encoders
+    if batch_size is not None and (isinstance(batch_size, bool) or int(batch_size) != batch_size or batch_size < 1):
+        raise fail("batch_size", batch_size, "None or an integer >= 1")
+    full = batch_size is None or batch_size >= n
+    if not full and rng is None:
+        rng = np.random.default_rng(0)
     params = enc_a.params + enc_b.params
     opt = Adam(params, lr, total_steps=steps)
     history = np.empty(steps)
     every = every or max(steps // 5, 1)
     for t in range(steps):
-        if batch_size is None or batch_size >= n:
-            idx = slice(None)
-        else:
-            idx = rng.choice(n, size=batch_size, replace=False)
+        idx = slice(None) if full else rng.choice(n, size=int(batch_size), replace=False)
         za, zb = enc_a(xa[idx]), enc_b(xb[idx])
         loss, ga, gb = objective(za, zb)
         if not math.isfinite(loss):
@@ -443,3 +517,194 @@ def train(encoders, objective, n: int, *, steps: int, lr: float, rng=None, batch
             progress(f"{label}: step {t + 1}/{steps} loss {loss:.5f}")
     return history
 
+
+@dataclass
+class LinearFit:
+    r"""Result of :func:`fit_linear_encoders`.
+
+    Attributes
+    ----------
+    G_u : ndarray, shape (n_e, n_u)
+    G_v : ndarray, shape (n_e, n_v)
+        The encoders of the start with the lowest final loss.
+    loss : float
+        Its loss.
+    start_losses : ndarray
+        Final loss of every start; ``start_losses.max() - start_losses.min()``
+        is the spread between starts.
+    start_encoders : list of (G_u, G_v)
+        Final encoders of every start.
+    grad_norm : float
+        :math:`\max(\|\nabla_{G_u} L\|\,\|G_u\|,\ \|\nabla_{G_v} L\|\,\|G_v\|)` at the
+        best start (Frobenius norms).  The product does not change when an
+        encoder is rescaled, so it is comparable across similarities
+        (cosine is blind to the scale of each encoder).
+    converged : bool
+        Whether the best start met the optimiser's convergence test at the last stage.
+    messages : list of str
+        The optimiser's final message for every start.
+    n_evals : int
+        Loss and gradient evaluations, all starts and stages.
+    """
+
+    G_u: np.ndarray
+    G_v: np.ndarray
+    loss: float
+    start_losses: np.ndarray
+    start_encoders: list
+    grad_norm: float
+    converged: bool
+    messages: list = field(default_factory=list)
+    n_evals: int = 0
+
+
+def _positive_definite(H, floor=1e-8):
+    """Symmetric part of ``H`` with its eigenvalues raised to ``floor`` times the largest.
+
+    BFGS's inverse-Hessian estimate is positive definite in exact arithmetic;
+    along the invariances of the loss (flat directions) rounding can leave it
+    barely indefinite, which SciPy refuses as a starting estimate.
+    """
+    w, Q = np.linalg.eigh(0.5 * (H + H.T))
+    P = (Q * np.maximum(w, floor * w.max())) @ Q.T
+    return 0.5 * (P + P.T)  # exactly symmetric, as SciPy checks
+
+
+#: Largest number of encoder entries fitted by dense BFGS in :func:`fit_linear_encoders`.
+BFGS_MAX_PARAMS = 200
+
+
+def fit_linear_encoders(objective, xu, xv, n_e: int, *, starts: int = 2, rng=None, stages=(),
+                        init_scale: float = 1.0, gtol: float = 1e-8, maxiter: int = 2000) -> LinearFit:
+    r"""Minimise ``objective(xu @ G_u.T, xv @ G_v.T)`` over linear encoders by full-batch quasi-Newton.
+
+    ``objective(za, zb) -> (loss, grad_za, grad_zb)`` is evaluated on the whole
+    data (for example :func:`clip_loss_and_grad`, the exact :math:`L_N`); the
+    chain rule gives :math:`\nabla_{G_u} = (\partial L/\partial z_a)^T x_u`.
+    BFGS (dense quasi-Newton) up to :data:`BFGS_MAX_PARAMS` encoder entries,
+    L-BFGS beyond: SciPy's BFGS update costs two dense products of the size
+    of the inverse Hessian per iteration, negligible for a few dozen entries
+    and about a second for a thousand.
+
+    Parameters
+    ----------
+    objective : callable
+    xu : ndarray, shape (N, n_u)
+    xv : ndarray, shape (N_v, n_v)
+        Rows of the second input (``N_v = N`` for paired data; the objective
+        decides how rows are paired).
+    n_e : int
+        Latent dimension.
+    starts : int
+        Independent random starts (entries :math:`N(0, \text{init\_scale}^2/n_{in})`);
+        the start with the lowest final loss is kept.
+    rng : numpy.random.Generator, optional
+        Source of the starts (``default_rng(0)`` if omitted).
+    stages : sequence of int
+        Continuation: each start is first fitted on the first ``stages[0]``
+        rows of ``xu`` and ``xv``, then from there on the first ``stages[1]``,
+        and so on, and last on all rows.  On a large data set the early stages
+        are cheap and leave few iterations to the expensive last one (BFGS
+        also carries its inverse-Hessian estimate from stage to stage).  Only
+        for paired data (``N_v = N``).
+    gtol : float
+        Stopping tolerance on the largest gradient entry.
+    maxiter : int
+        Iterations per stage.
+
+    Returns
+    -------
+    LinearFit
+    """
+    from scipy.optimize import minimize
+
+    xu = as_float_array("xu", xu, ndim=2)
+    xv = as_float_array("xv", xv, ndim=2)
+    if isinstance(starts, bool) or int(starts) != starts or starts < 1:
+        raise fail("starts", starts, "an integer >= 1")
+    n, n_u, n_v = xu.shape[0], xu.shape[1], xv.shape[1]
+    sizes = [int(s) for s in stages if s < n] + [n]
+    if len(sizes) > 1 and xv.shape[0] != n:
+        raise fail("stages", stages, "no stages unless xu and xv are paired (same number of rows)")
+    rng = np.random.default_rng(0) if rng is None else rng
+    k = n_e * n_u
+    evals = [0]
+    if n_e * (n_u + n_v) <= BFGS_MAX_PARAMS:
+        method, options = "BFGS", {"gtol": gtol, "maxiter": maxiter}
+    else:
+        method, options = "L-BFGS-B", {"gtol": gtol, "maxiter": maxiter, "maxcor": 30, "ftol": 1e-15}
+
+    def fun(x, m):
+        G_u, G_v = x[:k].reshape(n_e, n_u), x[k:].reshape(n_e, n_v)
+        a, b = xu[:m], (xv[:m] if m < n else xv)
+        loss, ga, gb = objective(a @ G_u.T, b @ G_v.T)
+        evals[0] += 1
+        return loss, np.concatenate([(ga.T @ a).ravel(), (gb.T @ b).ravel()])
+
+    results = []
+    for _ in range(int(starts)):
+        x = np.concatenate([rng.normal(size=k) / math.sqrt(n_u), rng.normal(size=n_e * n_v) / math.sqrt(n_v)])
+        x *= init_scale
+        hess_inv = None
+        for m in sizes:
+            opts = dict(options)
+            if method == "BFGS" and hess_inv is not None:
+                # L_N is a mean over pairs: its curvature hardly changes from one stage to the
+                # next, so the last estimate saves the iterations that rebuild it
+                opts["hess_inv0"] = hess_inv
+            res = minimize(fun, x, args=(m,), jac=True, method=method, options=opts)
+            x = res.x
+            hess_inv = _positive_definite(res.hess_inv) if method == "BFGS" else None
+        results.append(res)
+    best = min(results, key=lambda r: r.fun)
+    G_u, G_v = best.x[:k].reshape(n_e, n_u), best.x[k:].reshape(n_e, n_v)
+    _, g = fun(best.x, n)
+    grad_norm = max(float(np.linalg.norm(g[:k]) * np.linalg.norm(G_u)), float(np.linalg.norm(g[k:]) * np.linalg.norm(G_v)))
+    return LinearFit(
+        G_u=G_u.copy(), G_v=G_v.copy(), loss=float(best.fun),
+        start_losses=np.array([float(r.fun) for r in results]),
+        start_encoders=[(r.x[:k].reshape(n_e, n_u).copy(), r.x[k:].reshape(n_e, n_v).copy()) for r in results],
+        grad_norm=grad_norm, converged=bool(best.success), messages=[str(r.message) for r in results],
+        n_evals=evals[0],
+    )
+
+
+# --------------------------------------------------------------------------
+# statistics of the reports
+# --------------------------------------------------------------------------
+def loglog_slope(n, values, level: float = 0.95):
+    r"""Least-squares slope of :math:`\log y` against :math:`\log n`, with a t confidence interval.
+
+    Every ``(n_i, y_i)`` is one independent run (repeats at the same ``n``
+    are separate points), so the ordinary least-squares standard error with
+    ``len(n) - 2`` degrees of freedom applies.
+
+    Returns
+    -------
+    slope, intercept : float
+        :math:`\log y \approx \text{intercept} + \text{slope}\,\log n`.
+    interval : tuple of float
+        The ``level`` confidence interval of the slope.
+    """
+    from scipy import stats
+
+    x = np.log(as_float_array("n", n, ndim=1))
+    y = np.log(as_float_array("values", values, ndim=1))
+    if x.shape != y.shape or x.size < 3 or np.ptp(x) == 0:
+        raise fail("n", n, "at least 3 points with at least 2 distinct n, as many as values")
+    X = np.column_stack([np.ones_like(x), x])
+    coef, *_ = np.linalg.lstsq(X, y, rcond=None)
+    resid = y - X @ coef
+    dof = x.size - 2
+    se = math.sqrt(float(resid @ resid) / dof / float(((x - x.mean()) ** 2).sum()))
+    half = float(stats.t.ppf(0.5 + level / 2, dof)) * se
+    return float(coef[1]), float(coef[0]), (float(coef[1] - half), float(coef[1] + half))
+
+
+def percentile_interval(samples, level: float = 0.95):
+    """Equal-tailed percentile interval of bootstrap ``samples`` (an array of replicates)."""
+    samples = as_float_array("samples", samples, ndim=1)
+    if samples.size < 2:
+        raise fail("samples", samples, "at least 2 bootstrap replicates")
+    lo, hi = np.quantile(samples, [(1 - level) / 2, (1 + level) / 2])
+    return float(lo), float(hi)

@@ -35,37 +35,20 @@
 #
 # The score is the RMSE of the reconstructed velocity on a grid against the true velocity.
 #
-# Run as a script: `python notebooks/ocean_lagrangian.py [--quick] [--json PATH] [--outdir DIR]`.
+# Run as a script: `python notebooks/ocean_lagrangian.py [--quick] [--json PATH] [--outdir DIR]`;
+# as a notebook the same options come from the environment variable `NOTEBOOK_ARGS`.
 
 # %%
 from __future__ import annotations
 
-import sys
-import time
-from pathlib import Path
-
-try:
-    _HERE = Path(__file__).resolve().parent
-except NameError:  # inside Jupyter the working directory is notebooks/
-    _HERE = Path.cwd()
-if str(_HERE) not in sys.path:
-    sys.path.insert(0, str(_HERE))
-
-import matplotlib
-
-matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 
 import _common as common
 import _ocean as ocean
 
-ARGS = common.parse_args("Lagrangian data-assimilation experiment (MATH.md §5, §6)")
-QUICK = ARGS.quick
-OUTDIR = ARGS.outdir
-JSON_PATH = ARGS.json or OUTDIR / "ocean_lagrangian.json"
-SEED = ARGS.seed
-T0 = time.perf_counter()
+RUN = common.setup("ocean_lagrangian", "Lagrangian data-assimilation experiment (MATH.md §5, §6)")
+QUICK, SEED = RUN.quick, RUN.seed
 
 # %% [markdown]
 # ## The synthetic ocean
@@ -94,7 +77,7 @@ c_train, _, u_train = simulate(N_TRAIN)
 c_test, tracks_test, u_test = simulate(N_TEST)
 c_bank = ocean.sample_coefficients(rng, N_BANK, STD)
 N_U = u_train.shape[1]
-common.progress(f"simulated {N_TRAIN} + {N_TEST} flows, u of dimension {N_U} ({time.perf_counter() - T0:.1f}s)")
+common.progress(f"simulated {N_TRAIN} + {N_TEST} flows, u of dimension {N_U} ({RUN.elapsed():.1f}s)")
 
 # encoders see standardised observations and whitened coefficients (prior N(0, I))
 U_MEAN, U_SCALE = u_train.mean(0), u_train.std(0)
@@ -112,6 +95,9 @@ def velocity_rmse(c_hat, c_true):
 
 
 # %% [markdown]
+# Each training pair is a flow (its coefficients, $v$) and the noisy drifter positions it produces
+# ($u$); the bank is a separate set of prior draws of $v$ for the importance-weighted estimates.
+#
 # ## Baselines: prior mean and linear-Gaussian regression
 
 # %%
@@ -121,6 +107,9 @@ coef_reg, *_ = np.linalg.lstsq(X, c_train, rcond=None)
 estimates["gaussian_regression"] = np.hstack([u_test, np.ones((N_TEST, 1))]) @ coef_reg
 
 # %% [markdown]
+# The prior mean is what an estimate knows without the drifters; the regression is the best linear
+# use of them, the reference a non-linear method has to beat.
+#
 # ## Contrastive encoders (CLIP, cosine)
 #
 # Mini-batch Adam on the symmetric loss $L_B$ with the kernels' gradients.  The temperature is
@@ -141,9 +130,12 @@ hist_clip = common.train(
 F = common.logits(enc_u(xu_test), enc_v(w_bank), TAU, "cosine")
 w_hat, ess = common.bank_mean(F, w_bank)
 estimates["contrastive"] = w_hat * STD
-common.progress(f"CLIP trained; bank ESS median {np.median(ess):.1f} ({time.perf_counter() - T0:.1f}s)")
+common.progress(f"CLIP trained; bank ESS median {np.median(ess):.1f} ({RUN.elapsed():.1f}s)")
 
 # %% [markdown]
+# The median effective bank size says how many bank flows carry the weights of a typical query: a
+# value near 1 would mean the bank is too small for the model conditional.
+#
 # ## L2 generative variant (one-sided on v|u)
 
 # %%
@@ -155,15 +147,19 @@ hist_l2 = common.train(
     lambda za, zb: common.one_sided_loss_and_grad(za, zb, TAU_L2, "l2", conditional="v|u"),
     N_TRAIN, steps=STEPS, lr=3e-3, rng=rng_fit, batch_size=BATCH, label="L2 one-sided (v|u)",
 )
-G = l2_v.matrix  # g_v(w) = w @ G, i.e. G_v = G^T in MATH.md's notation
-Sigma = np.linalg.inv(np.eye(N_V) + G @ G.T / TAU_L2)  # prior of w is N(0, I)
-w_l2 = (l2_u(xu_test) @ G.T / TAU_L2) @ Sigma
+G_v = l2_v.matrix  # (n_e, n_v): g_v(w) = G_v w, as in MATH.md §4.2
+Sigma = np.linalg.inv(np.eye(N_V) + G_v.T @ G_v / TAU_L2)  # prior of w is N(0, I)
+w_l2 = l2_u(xu_test) @ G_v / TAU_L2 @ Sigma  # rows of Sigma G_v^T g_u(u) / tau (Sigma is symmetric)
 estimates["contrastive_l2"] = w_l2 * STD
 w_l2_bank, ess_l2 = common.bank_mean(common.logits(l2_u(xu_test), l2_v(w_bank), TAU_L2, "l2"), w_bank)
 estimates["contrastive_l2_bank"] = w_l2_bank * STD
-common.progress(f"L2 variant trained ({time.perf_counter() - T0:.1f}s)")
+common.progress(f"L2 variant trained ({RUN.elapsed():.1f}s)")
 
 # %% [markdown]
+# With a linear $g_v$ and the Gaussian prior the model conditional of the L2 variant is Gaussian in
+# closed form (MATH.md §4.2), so its mean needs no bank; the bank estimate of the same model is
+# kept as a check of the importance weighting.
+#
 # ## Scores
 
 # %%
@@ -172,6 +168,9 @@ for name, value in rmse.items():
     print(f"velocity RMSE {name:22s} {value:.4f}  ({value / rmse['prior']:.3f} x prior)")
 
 # %% [markdown]
+# Velocity RMSE on the grid over the held-out flows, and its ratio to the prior mean's: below 1 the
+# drifters were used, below the regression's ratio they were used better than linearly.
+#
 # ## Figure: true and reconstructed flows with the drifter tracks
 
 # %%
@@ -203,7 +202,7 @@ for ax in axes:
     ax.set_xlabel("x")
 fig.suptitle("Streamfunction (colour), velocity (arrows), drifter tracks (gold) and observations (dots)", fontsize=10, y=1.0)
 fig.tight_layout()
-fig_path = common.save_figure(fig, OUTDIR, "ocean_lagrangian_fields", dpi=90)
+fig_path = common.show_figure(fig, RUN.outdir, "ocean_lagrangian_fields", dpi=90)
 print("figure:", fig_path)
 
 fig, ax = plt.subplots(figsize=(6, 3.5))
@@ -214,10 +213,14 @@ ax.set_xticks(range(len(names)), [n.replace("_", "\n") for n in names], fontsize
 ax.set_ylabel("velocity RMSE on the grid")
 ax.legend(fontsize=8)
 fig.tight_layout()
-bar_path = common.save_figure(fig, OUTDIR, "ocean_lagrangian_rmse")
+bar_path = common.show_figure(fig, RUN.outdir, "ocean_lagrangian_rmse")
 print("figure:", bar_path)
 
 # %% [markdown]
+# One held-out flow with its drifters, and the reconstructions: the closer the streamfunction
+# pattern is to the truth, the lower the RMSE in the panel title.  The bars repeat the scores over
+# all held-out flows.
+#
 # ## Metrics
 
 # %%
@@ -225,7 +228,6 @@ metrics = {
     "experiment": "ocean_lagrangian",
     "quick": QUICK,
     "seed": SEED,
-    "kernel_backend": common.KERNEL_BACKEND,
     "n_train": N_TRAIN,
     "n_test": N_TEST,
     "n_bank": N_BANK,
@@ -234,6 +236,6 @@ metrics = {
     "rmse_ratio_to_prior": {k_: v_ / rmse["prior"] for k_, v_ in rmse.items()},
     "bank_ess_median": {"contrastive": float(np.median(ess)), "contrastive_l2_bank": float(np.median(ess_l2))},
     "final_loss": {"clip": float(np.mean(hist_clip[-50:])), "l2_one_sided": float(np.mean(hist_l2[-50:]))},
-    "seconds": time.perf_counter() - T0,
+    "seconds": RUN.elapsed(),
 }
-print("metrics:", common.write_json(JSON_PATH, metrics))
+print("metrics:", common.write_json(RUN.json_path, metrics))
