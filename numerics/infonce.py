@@ -191,7 +191,8 @@ def _infonce(F, lam):
     d = np.diagonal(F, axis1=-2, axis2=-1)
     rows = logsumexp(F, axis=-1) - d
     cols = logsumexp(F, axis=-2) - d
-    return np.sum((1 - lam) * rows + lam * cols, axis=-1) / N
+    # divide before summing: N terms near the float64 maximum must not overflow the sum
+    return np.sum(((1 - lam) * rows + lam * cols) / N, axis=-1)
 
 
 def _infonce_grad(F, lam):
@@ -217,7 +218,7 @@ def infonce_value_and_grad(F, lam=0.5):
     d = np.diagonal(F, axis1=-2, axis2=-1)
     r, P = _softmax(F, -1)
     c, Q = _softmax(F, -2)
-    value = float(np.sum((1 - lam) * (r - d) + lam * (c - d)) / N)
+    value = float(np.sum(((1 - lam) * (r - d) + lam * (c - d)) / N))
     return value, ((1 - lam) * P + lam * Q - np.eye(N)) / N
 
 

@@ -217,3 +217,13 @@ def test_invalid_similarity_and_zero_rows():
         K.clip_loss_and_grad(zero, z, 1.0, "cosine")
     with pytest.raises(InvalidInputError, match="F"):
         K.clip_loss_from_logits(np.ones((2, 3)))
+
+
+def test_reference_loss_of_huge_finite_logits():
+    # spreads of 1e308 are finite: sums of N terms of that size must not overflow.
+    # L_N = 1e308 here (each LSE is 1e308) ...
+    assert K.clip_loss_from_logits([[0.0, 1e308], [1e308, 0.0]]) == pytest.approx(1e308, rel=1e-15)
+    # ... and log(1 + exp(-1e308)) = 0 here
+    assert K.clip_loss_from_logits([[1e308, 0.0], [0.0, 1e308]]) == 0.0
+    with pytest.raises(InvalidInputError, match="F="):  # a spread of 2e308 is beyond float64
+        K.clip_loss_from_logits([[-1e308, 1e308], [1e308, -1e308]])
