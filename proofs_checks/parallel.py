@@ -83,7 +83,7 @@ def executor(workers: int = 1, scheduler: str | None = None):
             client.close()
         return
     cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                           dashboard_address=None)
+                           dashboard_address=":0")  # any free port: never clash with a running cluster
     client = Client(cluster)
     try:
         yield Executor(client)

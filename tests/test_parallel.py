@@ -19,7 +19,7 @@ KW = dict(claim="same-minimizers-as-clip", n_models=2, sizes=(32, 64), replicate
 @pytest.fixture(scope="module")
 def cluster():
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                  dashboard_address=None) as c:
+                                  dashboard_address=":0") as c:
         yield c
 
 
