@@ -49,6 +49,15 @@ the variant's statistic itself (:data:`DRIFT_RATIO`; for example a sigmoid
 loss with a fixed bias, whose minimiser shrinks like :math:`1/N`: its
 statistic *is* its drift).
 
+Several looks.  The adaptive schedule tests a model again after each round
+that adds replicates or a larger batch.  Testing the same hypothesis
+repeatedly at a fixed level would inflate both error rates (the calibration
+study measured it: correct variants refuted at round 3 or 4), so look
+:math:`r` spends only :math:`\alpha_r = \alpha\,6/(\pi^2 r^2)` of each
+error budget :math:`\alpha` (:func:`look_level`); the :math:`\alpha_r` sum to
+:math:`\alpha`, so the union bound keeps the error of the whole sequence of
+looks at most :math:`\alpha`, whatever the schedule.
+
 The claim's verdict: refuted if any model is refuted, confirmed if every
 model is confirmed, inconclusive otherwise.  :data:`REFUTE_LEVEL` is set so
 that three models keep the false-refutation rate of a claim below 1 %.
@@ -62,20 +71,35 @@ import numpy as np
 from scipy.stats import f as f_dist
 
 __all__ = ["VERDICTS", "CONFIRM_LEVEL", "REFUTE_LEVEL", "DEFAULT_RELATIVE_MARGIN", "DRIFT_RATIO", "DeltaEstimate",
-           "estimate_delta", "decide", "combine"]
+           "look_level", "estimate_delta", "decide", "combine"]
 
 VERDICTS = ("confirmed", "refuted", "inconclusive")
-#: Confidence of the upper bound behind a confirmation.  A false confirmation
-#: needs the true distance above the margin and the bound below it.
+#: Confidence of the upper bound behind a confirmation, over all the looks of
+#: the adaptive schedule (:func:`look_level`).  A false confirmation needs the
+#: true distance above the margin and the bound below it.
 CONFIRM_LEVEL = 0.95
-#: Confidence of the lower bound behind a refutation, per model: with three
-#: models a correct claim is falsely refuted with probability <= 3 x 0.003 < 1 %.
+#: Confidence of the lower bound behind a refutation, per model and over all
+#: its looks: with three models a correct claim is falsely refuted with
+#: probability <= 3 x 0.003 < 1 %.
 REFUTE_LEVEL = 0.997
 #: A statistic whose 1/N term at the largest batch exceeds this fraction of its
 #: size is drifting (module docstring).
 DRIFT_RATIO = 0.5
 #: Default margin, relative to the norm of the claim's target.
 DEFAULT_RELATIVE_MARGIN = 0.05
+
+
+def look_level(level: float, look: int) -> float:
+    r"""The confidence level of look ``look`` (1, 2, ...) when the whole sequence of
+    looks must keep ``level``: the error :math:`\alpha = 1 - \text{level}` is spent as
+    :math:`\alpha\,6/(\pi^2 r^2)` at look :math:`r`, which sums to :math:`\alpha`.
+
+    >>> round(look_level(0.95, 1), 4), round(look_level(0.95, 2), 4)
+    (0.9696, 0.9924)
+    """
+    if isinstance(look, bool) or not isinstance(look, (int, np.integer)) or look < 1:
+        raise ValueError(f"look must be an integer >= 1, got {look!r}")
+    return 1.0 - (1.0 - level) * 6.0 / (math.pi**2 * int(look) ** 2)
 
 
 @dataclass(frozen=True)
@@ -87,7 +111,8 @@ class DeltaEstimate:
     delta : float
         :math:`\hat\delta = \|\bar a + g\|`.
     lower, upper : float
-        Bounds at :data:`REFUTE_LEVEL` (lower) and :data:`CONFIRM_LEVEL` (upper).
+        Bounds at :data:`REFUTE_LEVEL` (lower) and :data:`CONFIRM_LEVEL` (upper),
+        spent over the looks (:func:`look_level`).
     half_width_refute, half_width_confirm : float
         :math:`h_{q_r}` and :math:`h_{q_c}`.
     drift : float
@@ -101,6 +126,8 @@ class DeltaEstimate:
     effective_dimension : float
     replicates : int
     n_max : int
+    look : int
+        Which look of the adaptive schedule this is (1 for the first round).
     """
 
     delta: float
@@ -114,6 +141,7 @@ class DeltaEstimate:
     effective_dimension: float
     replicates: int
     n_max: int
+    look: int = 1
 
 
 def _quantile(q, d_e, dof):
@@ -131,7 +159,7 @@ def _half_width(S, R, q):
     return math.sqrt(tr / R * _quantile(q, d_e, (R - 1) * d_e)), d_e
 
 
-def estimate_delta(sizes, differences, gap=None, variant_stats=None) -> DeltaEstimate:
+def estimate_delta(sizes, differences, gap=None, variant_stats=None, look=1) -> DeltaEstimate:
     r"""Estimate :math:`\delta` and its bounds from paired differences (module docstring).
 
     Parameters
@@ -144,6 +172,9 @@ def estimate_delta(sizes, differences, gap=None, variant_stats=None) -> DeltaEst
         :math:`g`, CLIP's own distance from the target (zero by default).
     variant_stats : ndarray, shape (R, k, d), optional
         The variant's statistics themselves, for the drift ratio.
+    look : int
+        The look's number in the adaptive schedule: the bounds are at
+        :func:`look_level` of the two levels.
     """
     n = np.asarray(sizes, dtype=float)
     D = np.asarray(differences, dtype=float)
@@ -159,8 +190,8 @@ def estimate_delta(sizes, differences, gap=None, variant_stats=None) -> DeltaEst
     a_bar, b_bar = a.mean(axis=0), beta.mean(axis=0)
     S_a = np.cov(a, rowvar=False, ddof=1).reshape(d, d)
     S_b = np.cov(beta, rowvar=False, ddof=1).reshape(d, d)
-    h_r, d_e = _half_width(S_a, R, REFUTE_LEVEL)
-    h_c, _ = _half_width(S_a, R, CONFIRM_LEVEL)
+    h_r, d_e = _half_width(S_a, R, look_level(REFUTE_LEVEL, look))
+    h_c, _ = _half_width(S_a, R, look_level(CONFIRM_LEVEL, look))
     delta = float(np.linalg.norm(a_bar + g))
     hb, _ = _half_width(S_b, R, REFUTE_LEVEL)
     drift = float(np.linalg.norm(b_bar)) / n[-1]
@@ -174,7 +205,7 @@ def estimate_delta(sizes, differences, gap=None, variant_stats=None) -> DeltaEst
                          half_width_refute=h_r, half_width_confirm=h_c, drift=drift,
                          drift_significant=bool(float(np.linalg.norm(b_bar)) > hb),
                          drift_ratio=ratio,
-                         effective_dimension=d_e, replicates=R, n_max=int(n[-1]))
+                         effective_dimension=d_e, replicates=R, n_max=int(n[-1]), look=int(look))
 
 
 def decide(est: DeltaEstimate, margin: float) -> tuple[str, bool, int | None]:

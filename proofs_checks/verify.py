@@ -368,12 +368,13 @@ class _ModelRun:
         self.chains = {}    # replicate -> {N: record}
         self.states = {}    # replicate -> chain state
         self.verdict = None
+        self.looks = 0      # tests made so far (verdict.look_level spends the error over them)
 
     def add(self, r, records, state):
         self.chains.setdefault(r, {}).update({rec["N"]: rec for rec in records})
         self.states[r] = state
 
-    def result(self) -> ModelVerdict:
+    def result(self, look=1) -> ModelVerdict:
         reps = sorted(self.chains)
         sizes = sorted(set.intersection(*(set(self.chains[r]) for r in reps)))
         stat = lambda x: _statistic(self.fam, x, self.claim, self.direction)  # noqa: E731
@@ -391,7 +392,7 @@ class _ModelRun:
             ac.append([float(np.max(subspace_angles(self.fam.u_subspace(rec["x_c"]), self.Uk)))
                        for rec in recs])
         D = np.array(D)
-        est = estimate_delta(sizes, D, self.gap, np.array(SU))
+        est = estimate_delta(sizes, D, self.gap, np.array(SU), look=look)
         verdict, drifting, n_next = decide(est, self.margin)
         m = self.model
         return ModelVerdict(m.label, m.n_u, m.n_v, m.n_e, m.sigma.tolist(), sizes, D,
@@ -532,9 +533,12 @@ def verify_variant(loss: Callable[[np.ndarray], float], *, claim: str, similarit
                         notes.append(f"{task.model.label}, replicate {task.r}, N={rec['N']}: the "
                                      "variant's fit did not reach a stationary point (moved "
                                      f"{rec['moved']:.3g} from its start)")
-            plan = {}
+            tested, plan = set(plan), {}
             for run in runs:
-                run.verdict = run.result()
+                if run.k not in tested:
+                    continue  # decided earlier, no new data: its verdict stands
+                run.looks += 1
+                run.verdict = run.result(run.looks)
                 v = run.verdict
                 say(f"round {rounds}, model {run.k + 1}/{len(runs)} ({run.model.label}): "
                     f"{v.verdict}, delta = {v.estimate.delta:.3g} "

@@ -89,3 +89,31 @@ def test_combine():
     assert combine(["confirmed", "inconclusive", "confirmed"]) == "inconclusive"
     assert combine(["confirmed", "inconclusive", "refuted"]) == "refuted"
     assert combine([]) == "inconclusive"
+
+
+def test_look_levels_spend_the_error_budget():
+    """The per-look errors 6/(pi^2 r^2) x alpha sum to alpha (the series for pi^2/6)."""
+    from proofs_checks.verdict import look_level
+    alpha = 1 - REFUTE_LEVEL
+    spent = sum(1 - look_level(REFUTE_LEVEL, r) for r in range(1, 200_001))
+    assert spent == pytest.approx(alpha, rel=1e-5)  # tail of the series beyond 2e5: 3e-6 alpha
+    assert look_level(CONFIRM_LEVEL, 1) > CONFIRM_LEVEL
+    with pytest.raises(ValueError, match="look"):
+        look_level(0.95, 0)
+
+
+def test_repeated_looks_keep_the_confirmation_error():
+    """A one-dimensional statistic exactly at the margin, tested again as replicates arrive
+    (seven looks, 4 to 32 replicates): the bound falls below the margin at some look in at
+    most (1 - CONFIRM_LEVEL)/2 of 1000 studies (the F bound with one dimension is a two-sided
+    t interval; 3 binomial standard errors).  Testing every look at the undivided level
+    fails this (about 0.058 measured at this seed, against a threshold of 0.040)."""
+    rng = np.random.default_rng(11)
+    margin, trials, wrong = 0.05, 1000, 0
+    looks = (4, 6, 8, 12, 16, 24, 32)
+    for _ in range(trials):
+        D = _differences(rng, np.array([margin]), 32, beta=rng.standard_normal(1), noise=0.3)
+        wrong += any(estimate_delta(SIZES, D[:R], look=look).upper <= margin
+                     for look, R in enumerate(looks, start=1))
+    p = (1 - CONFIRM_LEVEL) / 2
+    assert wrong <= trials * p + 3 * math.sqrt(trials * p * (1 - p)), wrong
