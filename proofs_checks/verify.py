@@ -185,6 +185,10 @@ class ModelVerdict:
         The statistic still moves with N by more than the margin (no N-independent limit).
     n_to_decide : int or None
         Largest batch size that would likely decide an inconclusive verdict.
+    set_aside : int
+        Replicates left out because the variant's fit found no stationary point
+        on one of their batches (its finite-batch loss may be unbounded below
+        there): such a fit is not a sample of the variant's minimiser.
     """
 
     label: str
@@ -205,6 +209,7 @@ class ModelVerdict:
     verdict: str
     drifting: bool
     n_to_decide: int | None
+    set_aside: int = 0
 
     @property
     def passed(self) -> bool:
@@ -239,6 +244,7 @@ class ModelVerdict:
             "delta": e.delta, "delta_ci": [e.lower, e.upper],
             "relative_delta": e.delta * rel, "relative_delta_ci": [e.lower * rel, e.upper * rel],
             "drift_at_n_max": e.drift, "n_to_decide": self.n_to_decide,
+            "replicates_set_aside": self.set_aside,
             "target_norm": self.target_norm, "control_gap": self.control_gap,
             "user_error": self.user_error.tolist(), "control_error": self.control_error.tolist(),
             "paired_spread": self.paired_spread.tolist(),
@@ -375,8 +381,15 @@ class _ModelRun:
         self.states[r] = state
 
     def result(self, look=1) -> ModelVerdict:
-        reps = sorted(self.chains)
-        sizes = sorted(set.intersection(*(set(self.chains[r]) for r in reps)))
+        every = sorted(self.chains)
+        sizes = sorted(set.intersection(*(set(self.chains[r]) for r in every)))
+        # A fit that found no stationary point is not a sample of the minimiser:
+        # its replicate is set aside, and too many of them make the model undecidable.
+        reps = [r for r in every if all(self.chains[r][N]["converged"] for N in sizes)]
+        set_aside = len(every) - len(reps)
+        usable = len(reps) >= max(2, (len(every) + 1) // 2)
+        if not usable:
+            reps = every
         stat = lambda x: _statistic(self.fam, x, self.claim, self.direction)  # noqa: E731
         D, SU, eu, ec, au, ac = [], [], [], [], [], []
         for r in reps:
@@ -394,11 +407,13 @@ class _ModelRun:
         D = np.array(D)
         est = estimate_delta(sizes, D, self.gap, np.array(SU), look=look)
         verdict, drifting, n_next = decide(est, self.margin)
+        if not usable:
+            verdict, n_next = "inconclusive", None
         m = self.model
         return ModelVerdict(m.label, m.n_u, m.n_v, m.n_e, m.sigma.tolist(), sizes, D,
                             np.array(eu).T, np.array(ec).T, np.array(au).T, np.array(ac).T,
                             self.target_norm, self.margin, float(np.linalg.norm(self.gap)), est,
-                            verdict, drifting, n_next)
+                            verdict, drifting, n_next, set_aside)
 
 
 def verify_variant(loss: Callable[[np.ndarray], float], *, claim: str, similarity: str = "dot",
@@ -562,6 +577,12 @@ def verify_variant(loss: Callable[[np.ndarray], float], *, claim: str, similarit
                     used += cost
     verdicts = [run.verdict for run in runs]
     for v in verdicts:
+        if v.set_aside:
+            total = v.differences.shape[0] + (0 if 2 * v.set_aside > v.differences.shape[0] else v.set_aside)
+            notes.append(f"{v.label}: {v.set_aside} of {total} replicates set aside: the variant's fit "
+                         "found no stationary point on one of their batches (its finite-batch loss "
+                         "may be unbounded below there)"
+                         + ("; too many to decide" if 2 * v.set_aside > v.differences.shape[0] else ""))
         if v.drifting:
             notes.append(f"{v.label}: no N-independent limit: the variant's statistic still moves by "
                          f"{v.estimate.drift:.3g} ({v.estimate.drift_ratio:.0%} of its size, margin "
