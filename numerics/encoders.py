@@ -33,7 +33,8 @@ from .infonce import _logits, as_similarity, infonce_value_and_grad
 from .models import GaussianModel
 from .optimize import FactorFit, balanced_factors, finite_difference_objective, minimize_factors
 
-__all__ = ["LinearEncoders", "fit_batch", "loss_on_logits", "population_minimizer",
+__all__ = ["LinearEncoders", "fit_batch", "fit_user_batch", "ScaledClip", "loss_inputs",
+           "paired_user_fits", "check_user_loss_depends", "user_batch_objective", "loss_on_logits", "population_minimizer",
            "check_depends_on_logits", "nested_sample", "paired_fits", "FIT_GTOL", "SAMPLE_BLOCK"]
 
 #: Stopping tolerance of a batch fit: the optimisation error near
@@ -43,13 +44,15 @@ FIT_GTOL = 1e-6
 
 
 class LinearEncoders:
-    """Encoder family of a Gaussian model under ``"dot"`` or ``"l2"`` similarity (module docstring)."""
+    """Encoder family of a Gaussian model under ``"dot"``, ``"l2"`` or ``"cosine"``
+    similarity (module docstring; cosine normalises the encoder outputs, and has no
+    Gaussian model conditionals or bilinear invariant)."""
 
     def __init__(self, model: GaussianModel, similarity: str = "dot"):
         if not isinstance(model, GaussianModel):
             raise fail("model", model, "a numerics.models.GaussianModel")
         self.model = model
-        self.similarity = as_similarity(similarity, choices=("dot", "l2"))
+        self.similarity = as_similarity(similarity)
         C_uu, _, C_vv = gaussian.split_covariance(model.cov, model.n_u)
         self.Ru, self.Rv = gaussian.sym_power(C_uu, 0.5), gaussian.sym_power(C_vv, 0.5)
         self.Riu, self.Riv = gaussian.sym_power(C_uu, -0.5), gaussian.sym_power(C_vv, -0.5)
@@ -61,9 +64,10 @@ class LinearEncoders:
         return self.model.n_e * (self.model.n_u + self.model.n_v)
 
     def split(self, x):
-        """``(G_u, G_v)`` of the flattened parameters ``x``."""
+        """``(G_u, G_v)`` of the flattened parameters ``x`` (entries past :attr:`size`, a
+        loss's learned scalars, are ignored)."""
         m = self.model
-        return x[: self._nu].reshape(m.n_e, m.n_u), x[self._nu:].reshape(m.n_e, m.n_v)
+        return x[: self._nu].reshape(m.n_e, m.n_u), x[self._nu: self.size].reshape(m.n_e, m.n_v)
 
     @staticmethod
     def join(G_u, G_v):
@@ -82,14 +86,38 @@ class LinearEncoders:
         if self.similarity == "l2":
             dZa = dF @ Zb - dF.sum(1)[:, None] * Za
             dZb = dF.T @ Za - dF.sum(0)[:, None] * Zb
+        elif self.similarity == "cosine":
+            An, Bn = _unit(Za)[0], _unit(Zb)[0]
+            return self.embeddings_pullback(dF @ Bn, dF.T @ An, Za, Zb, U, V)
         else:
             dZa, dZb = dF @ Zb, dF.T @ Za
         return np.concatenate([(dZa.T @ U).ravel(), (dZb.T @ V).ravel()])
+
+    def embed(self, x, U, V):
+        """``(za, zb, Za, Zb)``: what reaches a loss of embeddings (normalised rows under
+        cosine similarity) and the raw encoder outputs ``Za = U G_uᵀ``, ``Zb = V G_vᵀ``."""
+        G_u, G_v = self.split(x)
+        Za, Zb = U @ G_u.T, V @ G_v.T
+        if self.similarity == "cosine":
+            return _unit(Za)[0], _unit(Zb)[0], Za, Zb
+        return Za, Zb, Za, Zb
+
+    def embeddings_pullback(self, dza, dzb, Za, Zb, U, V):
+        r"""Gradient in the encoder parameters from :math:`\partial L/\partial z_a`,
+        :math:`\partial L/\partial z_b` (through the normalisation :math:`z = Z/|Z|` under
+        cosine similarity: :math:`\partial_Z = (I - zz^T)\partial_z / |Z|`)."""
+        if self.similarity == "cosine":
+            (An, na), (Bn, nb) = _unit(Za), _unit(Zb)
+            dza = (dza - np.sum(dza * An, axis=1, keepdims=True) * An) / na
+            dzb = (dzb - np.sum(dzb * Bn, axis=1, keepdims=True) * Bn) / nb
+        return np.concatenate([(dza.T @ U).ravel(), (dzb.T @ V).ravel()])
 
     def conditionals(self, x):
         r"""Model conditionals ``(N_v, Sigma_v, N_u, Sigma_u)`` of the encoders (MATH.md §4.1, §4.2)."""
         G_u, G_v = self.split(x)
         m = self.model
+        if self.similarity == "cosine":
+            raise fail("similarity", "cosine", "'dot' or 'l2' for Gaussian model conditionals")
         if self.similarity == "l2":
             return variants.l2_conditionals(G_u, G_v, 1.0, m.cov, m.n_u)
         return gaussian.bilinear_model_conditionals(G_u.T @ G_v, m.cov, m.n_u)
@@ -97,6 +125,8 @@ class LinearEncoders:
     def invariant(self, x):
         """The whitened invariant of the parameters (module docstring), a 2-D array."""
         G_u, G_v = self.split(x)
+        if self.similarity == "cosine":
+            raise fail("similarity", "cosine", "'dot' or 'l2' for a whitened invariant")
         if self.similarity == "l2":
             W = np.hstack([G_u @ self.Ru, G_v @ self.Rv])
             return W.T @ W
@@ -113,16 +143,25 @@ class LinearEncoders:
         return Z[:, : self.model.n_u], Z[:, self.model.n_u:]
 
 
+def _unit(Z):
+    """Rows of ``Z`` normalised, and their norms (a column); a zero row is an error."""
+    n = np.linalg.norm(Z, axis=1, keepdims=True)
+    if np.any(n == 0):
+        raise fail("encoders", Z, "encoder outputs of non-zero norm under cosine similarity")
+    return Z / n, n
+
+
 def population_minimizer(family: LinearEncoders, rng: np.random.Generator | None = None):
     r"""Parameters of the CLIP loss's population minimiser for the family.
 
     ``"dot"``: the balanced factors of Proposition G1's :math:`A^*`
-    (:func:`numerics.gaussian.lowrank_minimizer`).  ``"l2"``: a minimiser of the
+    (:func:`numerics.gaussian.lowrank_minimizer`); ``"cosine"`` has no closed
+    form and gets the same factors, as a start.  ``"l2"``: a minimiser of the
     closed-form symmetric L2 loss (:func:`numerics.variants.l2_balanced_objective`
     with :math:`\lambda = 1/2`) from four starts.
     """
     m = family.model
-    if family.similarity == "dot":
+    if family.similarity in ("dot", "cosine"):  # cosine has no closed form: A*'s factors start its fits
         return family.join(*balanced_factors(gaussian.lowrank_minimizer(m.cov, m.n_u, m.n_e), m.n_e))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
@@ -277,6 +316,162 @@ def paired_fits(family: LinearEncoders, U, V, sizes, x_start, value, grad=None, 
         else:
             x0, H0 = x_u, H_u
         fit_u = fit_batch(family, Ub, Vb, x0, value, grad, hess_inv=H0)
+        x_u, H_u = fit_u.x, fit_u.hess_inv
+        out.append({"N": N, "x_c": x_c, "x_u": x_u, "converged": fit_u.converged,
+                    "moved": float(np.linalg.norm(x_u - x0)), "iterations": fit_u.n_iter})
+    return out, (x_c, H_c, x_u, H_u)
+
+
+# --------------------------------------------------------------------------
+# losses with their own scalars, of logits or of embeddings (numerics.user_loss)
+# --------------------------------------------------------------------------
+class ScaledClip:
+    r"""The control under cosine similarity: CLIP's loss :math:`L_N(sF) - \log N` of the
+    logits times a learned scale :math:`s` (CLIP learns its temperature), with the
+    interface of :class:`numerics.user_loss.UserLoss` (``inputs="logits"``)."""
+
+    inputs = "logits"
+    roles = {"logit_scale": "scale"}
+
+    def __init__(self, scale: float = 2.0, learn: bool = True):
+        self.scale, self.learn = float(scale), ["logit_scale"] if learn else []
+        self.theta0 = np.array([self.scale]) if learn else np.zeros(0)
+        self.size = self.theta0.size
+
+    @staticmethod
+    def has_gradient() -> bool:
+        return True
+
+    def multiplier(self, theta) -> float:
+        return float(theta[0]) if self.size else self.scale
+
+    def value_and_grad(self, F, _b, theta):
+        s = self.multiplier(theta)
+        val, g = _clip_value_and_grad(s * F)
+        return val, s * g, None, np.array([float(np.sum(g * F))])[: self.size]
+
+    def value(self, F, _b, theta):
+        return self.value_and_grad(F, None, theta)[0]
+
+
+def loss_inputs(family: LinearEncoders, x, U, V, inputs: str):
+    """``(a, b, Za, Zb)``: the loss's inputs at encoder parameters ``x`` (the logit matrix and
+    None, or the two embeddings) and the raw encoder outputs."""
+    za, zb, Za, Zb = family.embed(x, U, V)
+    if inputs == "logits":
+        return _logits(Za, Zb, 1.0, family.similarity), None, Za, Zb
+    return za, zb, Za, Zb
+
+
+def user_batch_objective(family: LinearEncoders, U, V, loss):
+    """``fun(x) -> (value, gradient)`` of ``loss`` on the batch, in ``x = [G_u, G_v, theta]``
+    (the loss's gradient pulled back, or central differences without one)."""
+    ng = family.size
+
+    def value(x):
+        a, b, _, _ = loss_inputs(family, x[:ng], U, V, loss.inputs)
+        return loss.value(a, b, x[ng:])
+
+    def fun(x):
+        x = np.asarray(x, dtype=np.float64)
+        if not loss.has_gradient():
+            g = np.empty_like(x)
+            for i in range(x.size):
+                h = np.finfo(np.float64).eps ** (1 / 3) * max(1.0, abs(x[i]))
+                e = np.zeros_like(x)
+                e[i] = h
+                g[i] = (value(x + e) - value(x - e)) / (2 * h)
+            return value(x), g
+        a, b, Za, Zb = loss_inputs(family, x[:ng], U, V, loss.inputs)
+        val, da, db, dtheta = loss.value_and_grad(a, b, x[ng:])
+        if loss.inputs == "logits":
+            dx = family.pullback(da, Za, Zb, U, V)
+        else:
+            dx = family.embeddings_pullback(da, db, Za, Zb, U, V)
+        return val, np.concatenate([dx, dtheta])
+
+    return fun
+
+
+def fit_user_batch(family: LinearEncoders, U, V, x0, loss, *, hess_inv=None, maxiter: int = 400,
+                   gtol: float = FIT_GTOL) -> FactorFit:
+    r"""Minimise ``loss`` (a :class:`numerics.user_loss.UserLoss` or :class:`ScaledClip`) on
+    the batch over the encoders and the loss's learned scalars jointly, from ``x0 =
+    [G_u, G_v, theta]``.  Gradients come from the loss (autograd, or the user's); without
+    them, central differences in all the parameters, as :func:`fit_batch`."""
+    ng = family.size
+    fun = user_batch_objective(family, U, V, loss)
+
+    def objective(G_u, G_v, theta=np.zeros(0)):
+        val, g = fun(np.concatenate([family.join(G_u, G_v), theta]))
+        dG_u, dG_v = family.split(g[:ng])
+        return val, ((dG_u, dG_v, g[ng:]) if loss.size else (dG_u, dG_v))
+
+    m = family.model
+    init = family.split(x0[:ng])
+    if loss.size:
+        init = (*init, np.asarray(x0[ng:], dtype=float))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return minimize_factors(objective, m.n_u, m.n_v, m.n_e, starts=1, init=init, gtol=gtol,
+                                maxiter=maxiter, restarts=0, hess_inv=hess_inv, warn=False,
+                                n_extra=loss.size)
+
+
+def check_user_loss_depends(family: LinearEncoders, U, V, x, loss, rng):
+    """:func:`check_depends_on_logits` for a loss with its own scalars, at their initial values."""
+    def value(y):
+        a, b, _, _ = loss_inputs(family, y, U, V, loss.inputs)
+        return loss.value(a, b, loss.theta0)
+
+    v0 = value(x)
+    scale = 0.5 * max(1.0, float(np.max(np.abs(x))))
+    for _ in range(DEPENDENCE_PROBES):
+        if abs(value(x + scale * rng.standard_normal(x.shape)) - v0) > \
+                64 * np.finfo(np.float64).eps * max(1.0, abs(v0)):
+            return
+    raise fail("loss", v0, f"a loss that depends on its {loss.inputs} (it returned the same value "
+                           f"{v0!r} for {DEPENDENCE_PROBES + 1} different encoders)")
+
+
+def paired_user_fits(family: LinearEncoders, U, V, sizes, x_start, loss, control=None, *,
+                     rng: np.random.Generator, state=None, probe: bool = False,
+                     perturbation: float = 0.3):
+    r""":func:`paired_fits` for a loss with its own learned scalars (a
+    :class:`numerics.user_loss.UserLoss`): the control is CLIP (``control=None``) or
+    ``control`` (a :class:`ScaledClip`, whose scale is learned); the variant starts
+    from the control's encoders, perturbed, and its own initial scalars.
+    Records hold ``x_c`` and ``x_u`` with the learned scalars appended."""
+    ng = family.size
+    x_c, H_c, x_u, H_u = state if state is not None else (x_start, None, None, None)
+    out = []
+    for N in sizes:
+        Ub, Vb = U[:N], V[:N]
+        if control is None:
+            fit_c = fit_batch(family, Ub, Vb, x_c, None, joint=_clip_value_and_grad, hess_inv=H_c)
+        else:
+            fit_c = fit_user_batch(family, Ub, Vb, x_c, control, hess_inv=H_c)
+        x_c, H_c = fit_c.x, fit_c.hess_inv
+        if x_u is None:
+            G = x_c[:ng]
+            if probe:
+                check_user_loss_depends(family, Ub, Vb, G, loss, rng)
+            G0 = G + perturbation * np.linalg.norm(G) / math.sqrt(G.size) * rng.standard_normal(G.shape)
+            if family.similarity != "cosine":
+                # Start at the control's effective similarity: the variant's own logit
+                # multiplier (a fixed or initial logit scale) is divided out of the encoders.
+                m_c = 1.0 if control is None else control.multiplier(x_c[ng:])
+                ratio = abs(loss.multiplier(loss.theta0)) / abs(m_c)
+                if math.isfinite(ratio) and ratio > 0:
+                    G0 = G0 / math.sqrt(ratio)
+                theta0 = loss.theta0
+            else:  # the encoders' norm is invisible: match the scale through the loss's own
+                theta0 = loss.matched_start(control.multiplier(x_c[ng:])) \
+                    if control is not None and hasattr(loss, "matched_start") else loss.theta0
+            x0, H0 = np.concatenate([G0, theta0]), None
+        else:
+            x0, H0 = x_u, H_u
+        fit_u = fit_user_batch(family, Ub, Vb, x0, loss, hess_inv=H0)
         x_u, H_u = fit_u.x, fit_u.hess_inv
         out.append({"N": N, "x_c": x_c, "x_u": x_u, "converged": fit_u.converged,
                     "moved": float(np.linalg.norm(x_u - x0)), "iterations": fit_u.n_iter})

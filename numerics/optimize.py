@@ -61,7 +61,9 @@ class FactorFit:
         SciPy's final message of every start, in order.
     hess_inv : ndarray or None
         BFGS inverse-Hessian estimate at the best start, in the flattened
-        parameters ``[G_u.ravel(), G_v.ravel()]`` (a warm start for a related fit).
+        parameters ``[G_u.ravel(), G_v.ravel(), extra]`` (a warm start for a related fit).
+    extra : ndarray, shape (n_extra,)
+        The loss's own scalars learned with the encoders (empty by default).
     """
 
     G_u: np.ndarray
@@ -73,6 +75,7 @@ class FactorFit:
     n_iter: int
     messages: list = field(default_factory=list)
     hess_inv: np.ndarray | None = None
+    extra: np.ndarray = field(default_factory=lambda: np.zeros(0))
 
     @property
     def A(self) -> np.ndarray:
@@ -81,8 +84,8 @@ class FactorFit:
 
     @property
     def x(self) -> np.ndarray:
-        """The flattened parameters ``[G_u.ravel(), G_v.ravel()]``."""
-        return np.concatenate([self.G_u.ravel(), self.G_v.ravel()])
+        """The flattened parameters ``[G_u.ravel(), G_v.ravel(), extra]``."""
+        return np.concatenate([self.G_u.ravel(), self.G_v.ravel(), self.extra])
 
 
 def is_converged(success: bool, message: str, grad_inf: float, value: float, gtol: float) -> bool:
@@ -204,14 +207,18 @@ def _as_positive(name, x):
     return float(x)
 
 
-def _as_init(init, n_u, n_v, n_e):
+def _as_init(init, n_u, n_v, n_e, n_extra=0):
     expected = f"a pair (G_u, G_v) of shapes ({n_e}, {n_u}) and ({n_e}, {n_v})"
-    if not isinstance(init, (tuple, list)) or len(init) != 2:
+    shapes = [(n_e, n_u), (n_e, n_v)]
+    if n_extra:
+        expected = expected.replace("a pair (G_u, G_v)", "a triple (G_u, G_v, extra)") + f" and ({n_extra},)"
+        shapes.append((n_extra,))
+    if not isinstance(init, (tuple, list)) or len(init) != len(shapes):
         raise fail("init", init, expected)
     out = []
-    for k, (G, n) in enumerate(zip(init, (n_u, n_v))):
+    for k, (G, shape) in enumerate(zip(init, shapes)):
         G = as_float_array(f"init[{k}]", G).astype(np.float64, copy=False)
-        if G.shape != (n_e, n):
+        if G.shape != shape:
             raise fail(f"init[{k}]", G, expected)
         out.append(G)
     return out
@@ -221,7 +228,7 @@ def minimize_factors(objective, n_u: int, n_v: int, n_e: int, *, starts: int = 4
                      rng: np.random.Generator | None = None, init=None, init_scale: float = 0.5,
                      gtol: float = 1e-10, maxiter: int = 5000, restarts: int = 2,
                      rebalance: bool = False, hess_inv: np.ndarray | None = None,
-                     warn: bool = True) -> FactorFit:
+                     warn: bool = True, n_extra: int = 0) -> FactorFit:
     r"""Minimise ``objective(G_u, G_v) -> (value, (dG_u, dG_v))`` over linear encoders
     :math:`G_u \in R^{n_e\times n_u}`, :math:`G_v \in R^{n_e\times n_v}` by BFGS.
 
@@ -263,6 +270,11 @@ def minimize_factors(objective, n_u: int, n_v: int, n_e: int, *, starts: int = 4
         symmetric positive definite.
     warn : bool
         Emit a :class:`RuntimeWarning` when the best start did not converge.
+    n_extra : int
+        Scalars of the loss itself (a learnable temperature or bias) minimised
+        jointly with the encoders: the objective is then
+        ``objective(G_u, G_v, extra) -> (value, (dG_u, dG_v, d_extra))``, ``init``
+        a triple, and random starts begin the scalars at zero.
 
     Returns
     -------
@@ -284,17 +296,23 @@ def minimize_factors(objective, n_u: int, n_v: int, n_e: int, *, starts: int = 4
     restarts = as_count(restarts, "restarts", 0)
     init_scale, gtol = _as_positive("init_scale", init_scale), _as_positive("gtol", gtol)
     rng = np.random.default_rng(0) if rng is None else as_rng(rng)
+    n_extra = as_count(n_extra, "n_extra", 0)
+    if n_extra and rebalance:
+        raise fail("rebalance", rebalance, "False when the objective has extra scalars")
     if init is not None:
-        init = _as_init(init, n_u, n_v, n_e)
-    nu = n_e * n_u
+        init = _as_init(init, n_u, n_v, n_e, n_extra)
+    nu, ng = n_e * n_u, n_e * (n_u + n_v)
 
     def fun(x):
-        val, (gu, gv) = objective(x[:nu].reshape(n_e, n_u), x[nu:].reshape(n_e, n_v))
-        return float(val), np.concatenate([np.ravel(gu), np.ravel(gv)])
+        if n_extra:
+            val, grads = objective(x[:nu].reshape(n_e, n_u), x[nu:ng].reshape(n_e, n_v), x[ng:])
+        else:
+            val, grads = objective(x[:nu].reshape(n_e, n_u), x[nu:].reshape(n_e, n_v))
+        return float(val), np.concatenate([np.ravel(g) for g in grads])
 
     def run(x0, H0):
         opts = {"gtol": gtol, "maxiter": maxiter}
-        if H0 is not None:
+        if H0 is not None and np.shape(H0) == (x0.size, x0.size):
             H = 0.5 * (H0 + H0.T)
             try:
                 np.linalg.cholesky(H)
@@ -310,9 +328,9 @@ def minimize_factors(objective, n_u: int, n_v: int, n_e: int, *, starts: int = 4
     values, messages = [], []
     for k in range(starts):
         if k == 0 and init is not None:
-            x0 = np.concatenate([init[0].ravel(), init[1].ravel()])
+            x0 = np.concatenate([np.ravel(g) for g in init])
         else:
-            x0 = init_scale * rng.standard_normal(n_e * (n_u + n_v))
+            x0 = np.concatenate([init_scale * rng.standard_normal(ng), np.zeros(n_extra)])
         res, ok, g_inf = run(x0, hess_inv if k == 0 else None)
         nit = int(res.nit)
         for _ in range(restarts):
@@ -333,10 +351,10 @@ def minimize_factors(objective, n_u: int, n_v: int, n_e: int, *, starts: int = 4
         warnings.warn(f"minimize_factors: best of {starts} starts did not converge ({res.message}); "
                       f"gradient max-norm {g_inf:.3g}", RuntimeWarning, stacklevel=2)
     hinv = getattr(res, "hess_inv", None)
-    return FactorFit(G_u=res.x[:nu].reshape(n_e, n_u).copy(), G_v=res.x[nu:].reshape(n_e, n_v).copy(),
+    return FactorFit(G_u=res.x[:nu].reshape(n_e, n_u).copy(), G_v=res.x[nu:ng].reshape(n_e, n_v).copy(),
                      value=float(res.fun), start_values=np.array(values), grad_norm=g_inf,
                      converged=ok, n_iter=nit, messages=messages,
-                     hess_inv=None if hinv is None else np.asarray(hinv))
+                     hess_inv=None if hinv is None else np.asarray(hinv), extra=res.x[ng:].copy())
 
 
 def minimize_over_factors(loss: Callable[[np.ndarray], float], n_u: int, n_v: int, n_e: int, *,

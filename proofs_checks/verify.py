@@ -67,21 +67,25 @@ from scipy.linalg import subspace_angles
 
 from numerics import gaussian, infonce
 from numerics._validation import as_choice, as_count, fail
-from numerics.encoders import (LinearEncoders, loss_on_logits, nested_sample, paired_fits,
+from numerics.encoders import (LinearEncoders, ScaledClip, loss_on_logits, nested_sample, paired_fits,
+                               paired_user_fits, user_batch_objective,
                                population_minimizer)
 from numerics.models import GaussianModel, random_gaussian_model
 
 from . import report
-from .claims import (CLAIMS, DEFAULT_SUBSPACE_MARGIN, DIRECTIONS, statistic as _statistic,
-                     subspace_margin, target as _target)
+from numerics.user_loss import INPUTS, UserLoss
+from .claims import (CLAIMS, DEFAULT_SUBSPACE_MARGIN, DIRECTIONS, Probes, cosine_statistic, cosine_target,
+                     effective_parameters, statistic as _statistic, subspace_margin, target as _target)
+from .flat import FlatDirections, flat_directions, project_out
 from .parallel import executor
 from .verdict import DEFAULT_RELATIVE_MARGIN, DeltaEstimate, combine, decide, estimate_delta
 
 __all__ = ["CLAIMS", "SIMILARITIES", "DIRECTIONS", "EXIT_CODES", "ModelVerdict",
            "VariantVerification", "verify_variant", "default_variant_models"]
 
-#: Similarities with a Gaussian closed form for the control's population minimiser.
-SIMILARITIES = tuple(s for s in infonce.SIMILARITIES if s != "cosine")
+#: Similarities the verifier fits under (cosine has no closed form: its control is
+#: CLIP's own fits, with the logit scale learned).
+SIMILARITIES = infonce.SIMILARITIES
 #: Process exit code of each verdict (``python -m proofs_checks verify``).
 EXIT_CODES = {"confirmed": 0, "refuted": 1, "inconclusive": 3}
 
@@ -92,7 +96,7 @@ EXIT_CODES = {"confirmed": 0, "refuted": 1, "inconclusive": 3}
 START_PERTURBATION = 0.3
 #: Default batch sizes per similarity (L2 invariants are estimated with about
 #: twice the error of bilinear ones at equal N).
-DEFAULT_SIZES = {"dot": (64, 128, 256), "l2": (128, 256, 512)}
+DEFAULT_SIZES = {"dot": (64, 128, 256), "l2": (128, 256, 512), "cosine": (64, 128, 256)}
 DEFAULT_REPLICATES = 8
 #: Default time budget (seconds) for the adaptive rounds after the first.
 DEFAULT_BUDGET = 60.0
@@ -110,21 +114,30 @@ MAX_SIZE = 4096
 # --------------------------------------------------------------------------
 # models
 # --------------------------------------------------------------------------
-def default_variant_models(seed: int = 0, count: int = 3) -> list[GaussianModel]:
+def default_variant_models(seed: int = 0, count: int = 3, similarity: str = "dot") -> list[GaussianModel]:
     r"""Gaussian models for :func:`verify_variant`: small, well conditioned, with a
     healthy eigengap :math:`\sigma_{n_e} - \sigma_{n_e+1} \ge 0.25` so that the
     reference minimiser is unique and well resolved at moderate ``N``.
 
     Shapes cycle through ``(n_u, n_v, n_e)`` = (2, 2, 1), (3, 3, 1), (2, 3, 2):
-    two rank-constrained cases and one full-rank case.
+    two rank-constrained cases and one full-rank case.  Under cosine similarity
+    they are (2, 2, 2), (3, 3, 3), (2, 2, 2): a linear encoder with a null space
+    sends some samples near 0, where their direction is arbitrary, and a finite
+    batch's loss then has no minimiser (fits end at such a sample with a
+    gradient in the hundreds), so cosine encoders are square, with every canonical
+    correlation well away from 0 (``min_gap`` 0.45: with 0.25, 3 of 4 fits at
+    N = 64 collapsed a direction of a 3 x 3 encoder and stopped at such a sample).
     """
     shapes = [(2, 2, 1), (3, 3, 1), (2, 3, 2)]
+    min_gap = 0.25
+    if similarity == "cosine":
+        shapes, min_gap = [(2, 2, 2), (3, 3, 3), (2, 2, 2)], 0.45
     rng = np.random.default_rng([seed, 7919])
     out = []
     for i in range(count):
         n_u, n_v, n_e = shapes[i % len(shapes)]
         out.append(random_gaussian_model(rng, n_u, n_v, n_e=n_e, max_correlation=0.8,
-                                         min_gap=0.25, max_condition=4.0))
+                                         min_gap=min_gap, max_condition=4.0))
     return out
 
 
@@ -144,11 +157,17 @@ class _Chain:
     x_star: np.ndarray
     state: tuple | None = None   # (x_c, H_c, x_u, H_u) after the last size fitted
     probe: bool = False           # test that the loss depends on F (first task of a model)
+    user: UserLoss | None = None  # a loss with its own scalars, embeddings or a framework
+    control: ScaledClip | None = None
 
 
 def _run_chain(task: _Chain):
     fam = LinearEncoders(task.model, task.similarity)
     U, V = nested_sample(task.model, (task.seed, task.k, task.r), task.sizes[-1])
+    if task.user is not None:
+        return paired_user_fits(fam, U, V, task.sizes, task.x_star, task.user, task.control,
+                                rng=np.random.default_rng([task.seed, task.k, task.r, 7]),
+                                state=task.state, probe=task.probe, perturbation=START_PERTURBATION)
     return paired_fits(fam, U, V, task.sizes, task.x_star, loss_on_logits(task.loss), task.grad,
                        rng=np.random.default_rng([task.seed, task.k, task.r, 7]),
                        state=task.state, probe=task.probe, perturbation=START_PERTURBATION)
@@ -189,6 +208,10 @@ class ModelVerdict:
         Replicates left out because the variant's fit found no stationary point
         on one of their batches (its finite-batch loss may be unbounded below
         there): such a fit is not a sample of the variant's minimiser.
+    flat : FlatDirections
+        Flat directions of the variant's batch loss at its first fit
+        (:mod:`proofs_checks.flat`); the differences are compared modulo the
+        span of those that move the statistic.
     """
 
     label: str
@@ -210,6 +233,7 @@ class ModelVerdict:
     drifting: bool
     n_to_decide: int | None
     set_aside: int = 0
+    flat: FlatDirections = field(default_factory=FlatDirections)
 
     @property
     def passed(self) -> bool:
@@ -245,6 +269,8 @@ class ModelVerdict:
             "relative_delta": e.delta * rel, "relative_delta_ci": [e.lower * rel, e.upper * rel],
             "drift_at_n_max": e.drift, "n_to_decide": self.n_to_decide,
             "replicates_set_aside": self.set_aside,
+            "flat_directions": {"count": self.flat.count, "names": list(self.flat.names),
+                                "moving_the_statistic": list(self.flat.moving)},
             "target_norm": self.target_norm, "control_gap": self.control_gap,
             "user_error": self.user_error.tolist(), "control_error": self.control_error.tolist(),
             "paired_spread": self.paired_spread.tolist(),
@@ -356,15 +382,31 @@ def _margin_text(claim, margin) -> str:
 class _ModelRun:
     """Everything the verifier knows about one model while its rounds run."""
 
-    def __init__(self, k, model, similarity, claim, direction, margin, seed, rng):
+    def __init__(self, k, model, similarity, claim, direction, margin, seed, rng, user=None, control=None):
         self.k, self.model = k, model
         self.fam = LinearEncoders(model, similarity)
         self.claim, self.direction = claim, direction
+        self.user, self.control = user, control
+        self.ng = self.fam.size
         self.x_star = population_minimizer(self.fam, rng)
-        self.T_c = _statistic(self.fam, self.x_star, claim, direction)
-        self.T = _target(self.fam, claim, direction, self.T_c)
-        self.gap = self.T_c - self.T
-        self.target_norm = float(np.linalg.norm(self.T))
+        self.x_start = self.x_star if control is None else np.concatenate([self.x_star, control.theta0])
+        self.probes = Probes(model, np.random.default_rng([seed, k, 15485863])) \
+            if similarity == "cosine" else None
+        self.flat = FlatDirections()
+        # Under cosine there is no closed form for CLIP's minimiser: same-minimizers compares
+        # with the control's fits (target estimated from them), matches-* with the true
+        # conditionals directly (the "control statistic" is the target itself).
+        self.pair_with_target = similarity == "cosine" and claim.startswith("matches")
+        if similarity == "cosine" and claim == "same-minimizers-as-clip":
+            self.T_c = self.T = None
+        elif self.pair_with_target:
+            self.T_c = self.T = cosine_target(self.fam, claim, direction, self.probes)
+        else:
+            self.T_c = self._stat(self.x_star, 1.0)
+            self.T = _target(self.fam, claim, direction, self.T_c)
+        self.gap = None if self.T is None else self.T_c - self.T
+        self.target_norm = math.nan if self.T is None else float(np.linalg.norm(self.T))
+        self.margin_arg = margin
         if claim == "same-subspace-as-clip":
             self.margin = subspace_margin(DEFAULT_SUBSPACE_MARGIN if margin is None else margin)
         else:
@@ -375,6 +417,31 @@ class _ModelRun:
         self.states = {}    # replicate -> chain state
         self.verdict = None
         self.looks = 0      # tests made so far (verdict.look_level spends the error over them)
+
+    def _stat(self, x, multiplier):
+        """The claim's statistic of a fit ``x`` whose loss multiplies the similarity by ``multiplier``."""
+        if self.probes is not None:
+            return cosine_statistic(self.fam, x, multiplier, self.claim, self.direction, self.probes)
+        return _statistic(self.fam, effective_parameters(self.fam, x, multiplier), self.claim, self.direction)
+
+    def stat_u(self, x):
+        return self._stat(x, 1.0 if self.user is None else self.user.multiplier(x[self.ng:]))
+
+    def stat_c(self, x):
+        if self.pair_with_target:
+            return self.T
+        return self._stat(x, 1.0 if self.control is None else self.control.multiplier(x[self.ng:]))
+
+    def find_flat(self, seed, similarity):
+        """Flat directions of the variant's loss at its first fit of replicate 0."""
+        if self.user is None or 0 not in self.chains:
+            return
+        N = min(self.chains[0])
+        U, V = nested_sample(self.model, (seed, self.k, 0), N)
+        fun = user_batch_objective(self.fam, U, V, self.user)
+        self.flat = flat_directions(fun, self.chains[0][N]["x_u"], self.stat_u, similarity,
+                                    lambda x: self.fam.split(x[: self.ng]), self.user.size,
+                                    self.user.learned)
 
     def add(self, r, records, state):
         self.chains.setdefault(r, {}).update({rec["N"]: rec for rec in records})
@@ -390,33 +457,40 @@ class _ModelRun:
         usable = len(reps) >= max(2, (len(every) + 1) // 2)
         if not usable:
             reps = every
-        stat = lambda x: _statistic(self.fam, x, self.claim, self.direction)  # noqa: E731
-        D, SU, eu, ec, au, ac = [], [], [], [], [], []
-        for r in reps:
+        SU = np.array([[self.stat_u(self.chains[r][N]["x_u"]) for N in sizes] for r in reps])
+        SC = np.array([[self.stat_c(self.chains[r][N]["x_c"]) for N in sizes] for r in reps])
+        T, T_c, gap = self.T, self.T_c, self.gap
+        if T is None:  # estimated: the control's mean statistic at the largest batch
+            T = T_c = SC[:, -1].mean(axis=0)
+            gap = np.zeros_like(T)
+            self.target_norm = float(np.linalg.norm(T))
+            if self.margin_arg is None:
+                self.margin = DEFAULT_RELATIVE_MARGIN * self.target_norm
+        D = project_out(SU - SC, self.flat.tangents)
+        gap = project_out(gap, self.flat.tangents)
+        eu, ec, au, ac = [], [], [], []
+        for i, r in enumerate(reps):
             recs = [self.chains[r][N] for N in sizes]
-            su = [stat(rec["x_u"]) for rec in recs]
-            sc = [stat(rec["x_c"]) for rec in recs]
-            D.append([a - b for a, b in zip(su, sc)])
-            SU.append(su)
-            eu.append([float(np.linalg.norm(a - self.T)) for a in su])
-            ec.append([float(np.linalg.norm(b - self.T_c)) for b in sc])
+            eu.append([float(np.linalg.norm(a - T)) for a in SU[i]])
+            ec.append([float(np.linalg.norm(b - T_c)) for b in SC[i]])
             au.append([float(np.max(subspace_angles(self.fam.u_subspace(rec["x_u"]), self.Uk)))
                        for rec in recs])
             ac.append([float(np.max(subspace_angles(self.fam.u_subspace(rec["x_c"]), self.Uk)))
                        for rec in recs])
-        D = np.array(D)
-        est = estimate_delta(sizes, D, self.gap, np.array(SU), look=look)
+        est = estimate_delta(sizes, D, gap, SU, look=look)
         verdict, drifting, n_next = decide(est, self.margin)
         if not usable:
             verdict, n_next = "inconclusive", None
         m = self.model
         return ModelVerdict(m.label, m.n_u, m.n_v, m.n_e, m.sigma.tolist(), sizes, D,
                             np.array(eu).T, np.array(ec).T, np.array(au).T, np.array(ac).T,
-                            self.target_norm, self.margin, float(np.linalg.norm(self.gap)), est,
-                            verdict, drifting, n_next, set_aside)
+                            self.target_norm, self.margin, float(np.linalg.norm(gap)), est,
+                            verdict, drifting, n_next, set_aside, self.flat)
 
 
-def verify_variant(loss: Callable[[np.ndarray], float], *, claim: str, similarity: str = "dot",
+def verify_variant(loss: Callable[[np.ndarray], float], *, claim: str, inputs: str = "logits",
+                   params: dict | None = None, learn=None, similarity: str = "dot",
+                   backend: str = "auto", control_scale: float | None = None,
                    seed: int = 0, grad: Callable | None = None, models: list | None = None,
                    n_models: int = 3, sizes=None, replicates: int = DEFAULT_REPLICATES,
                    margin: float | None = None, budget: float = DEFAULT_BUDGET,
@@ -427,12 +501,32 @@ def verify_variant(loss: Callable[[np.ndarray], float], *, claim: str, similarit
 
     Parameters
     ----------
-    loss : callable
-        ``loss(F) -> float`` of the ``N x N`` logit matrix ``F``
-        (``F[i, j] = f(u_i, v_j)``, positives on the diagonal).
+    loss : callable or torch.nn.Module
+        ``loss(F, **params) -> float`` of the ``N x N`` logit matrix ``F``
+        (``F[i, j] = f(u_i, v_j)``, positives on the diagonal), or with
+        ``inputs="embeddings"`` ``loss(za, zb, **params)`` of the ``N x n_e``
+        encoder outputs.  NumPy, PyTorch or JAX (``backend``).
     claim : {"same-minimizers-as-clip", "same-subspace-as-clip", "matches-conditional-means", "matches-conditionals"}
-    similarity : {"dot", "l2"}
-        The logit family the encoders feed (``"bilinear"`` is a synonym of ``"dot"``).
+    inputs : {"logits", "embeddings"}
+        What the loss takes (:mod:`numerics.user_loss`).
+    params : dict, optional
+        Initial values of the loss's own scalars, passed by keyword
+        (``{"logit_scale": 10.0, "logit_bias": -2.0}``).
+    learn : list of str, optional
+        The names in ``params`` minimised jointly with the encoders (default:
+        all of them); the rest stay fixed.  A ``torch.nn.Module``'s own
+        parameters are always learned.
+    similarity : {"dot", "l2", "cosine"}
+        The logit family the encoders feed (``"bilinear"`` is a synonym of
+        ``"dot"``).  Under ``"cosine"`` the encoder outputs are normalised and
+        the control, CLIP, learns its logit scale (see ``control_scale``).
+    backend : {"auto", "numpy", "torch", "jax"}
+        Where the loss is evaluated and differentiated (float64 autograd for
+        torch and jax, which are optional extras); ``"auto"`` picks torch for a
+        ``torch.nn.Module`` or a loss returning a torch tensor, jax likewise.
+    control_scale : float, optional
+        Under cosine similarity, fix the control's logit scale at this value
+        instead of learning it.
     seed : int
         Seeds the models and the samples and nothing else: a call is
         deterministic, whatever ``workers`` or ``scheduler``.
@@ -481,10 +575,8 @@ def verify_variant(loss: Callable[[np.ndarray], float], *, claim: str, similarit
         the wrong shape.
     """
     claim = as_choice(claim, CLAIMS, "claim")
-    if similarity == "cosine":
-        raise fail("similarity", similarity, "'dot' or 'l2': cosine similarity has no Gaussian "
-                                             "closed form for the control's population minimiser")
     similarity = infonce.as_similarity(similarity, choices=SIMILARITIES)
+    inputs = as_choice(inputs, INPUTS, "inputs")
     direction = as_choice(direction, DIRECTIONS, "direction")
     if not callable(loss):
         raise fail("loss", loss, "a callable loss(F) -> float")
@@ -497,13 +589,27 @@ def verify_variant(loss: Callable[[np.ndarray], float], *, claim: str, similarit
     if isinstance(budget, bool) or not isinstance(budget, (int, float, np.integer, np.floating)) \
             or not math.isfinite(budget) or budget < 0:
         raise fail("budget", budget, "a number of seconds >= 0")
-    if grad is None and callable(getattr(loss, "grad", None)):
-        grad = loss.grad
+    if name is not None and not isinstance(name, str):
+        raise fail("name", name, "a string, or None")
+    label = name or getattr(loss, "__name__", type(loss).__name__)
+    user = UserLoss(loss, inputs=inputs, params=params, learn=learn, backend=backend, grad=grad, name=label)
+    control = None
+    if user.backend == "numpy" and inputs == "logits" and not user.params and similarity != "cosine":
+        user, grad = None, user.grad   # a numpy function of F alone: the direct path
+    else:
+        grad = None
+        user.detect_roles(similarity, np.random.default_rng([seed, 31337]))
+        if similarity == "cosine":
+            if control_scale is not None and (isinstance(control_scale, bool) or not isinstance(
+                    control_scale, (int, float)) or not math.isfinite(control_scale) or control_scale <= 0):
+                raise fail("control_scale", control_scale, "a logit scale > 0, or None to learn it")
+            control = ScaledClip(2.0 if control_scale is None else control_scale,
+                                 learn=control_scale is None)
     if grad is not None and not callable(grad):
         raise fail("grad", grad, "a callable grad(F) -> dL/dF, or None")
     n_models = as_count(n_models, "n_models", 1)
     if models is None:
-        models = default_variant_models(seed, n_models)
+        models = default_variant_models(seed, n_models, similarity)
     if not isinstance(models, (list, tuple)) or len(models) < 1:
         raise fail("models", models, "a non-empty list of numerics.models.GaussianModel, or None")
     for k, m in enumerate(models):
@@ -511,9 +617,6 @@ def verify_variant(loss: Callable[[np.ndarray], float], *, claim: str, similarit
             raise fail(f"models[{k}]", m, "a numerics.models.GaussianModel")
     if progress is not None and not callable(progress):
         raise fail("progress", progress, "a callable taking one line of text, or None")
-    if name is not None and not isinstance(name, str):
-        raise fail("name", name, "a string, or None")
-    label = name or getattr(loss, "__name__", type(loss).__name__)
     say = progress if progress is not None else (lambda line: None)
 
     t0 = time.perf_counter()
@@ -521,8 +624,13 @@ def verify_variant(loss: Callable[[np.ndarray], float], *, claim: str, similarit
     if claim == "matches-conditionals" and similarity == "dot":
         notes.append("the bilinear model's conditional covariances are C_vv, C_uu whatever the "
                      "encoders (MATH.md 4.1): this claim can only hold when K = 0")
+    if user is not None:
+        roles = ", ".join(f"{k}: {v}" for k, v in user.roles.items()) or "none found"
+        notes.append(f"loss of {inputs}, backend {user.backend}; learned: "
+                     f"{', '.join(user.learned) or 'nothing'}; roles of its scalars ({roles})")
     runs = [_ModelRun(k, m, similarity, claim, direction, margin, seed,
-                      np.random.default_rng([seed, k, 104729])) for k, m in enumerate(models)]
+                      np.random.default_rng([seed, k, 104729]), user, control)
+            for k, m in enumerate(models)]
     plan = {run.k: (list(range(replicates)), list(sizes)) for run in runs}
     rounds, used = 0, 0.0
     with executor(workers, scheduler) as ex:
@@ -538,8 +646,8 @@ def verify_variant(loss: Callable[[np.ndarray], float], *, claim: str, similarit
                     todo = [N for N in (run.sizes if state is None else []) + new_sizes
                             if N not in run.chains.get(r, {})]
                     tasks.append(_Chain(run.model, similarity, seed, run.k, r, sorted(set(todo)),
-                                        loss, grad, run.x_star, state,
-                                        probe=(rounds == 1 and r == 0)))
+                                        loss if user is None else None, grad, run.x_start, state,
+                                        probe=(rounds == 1 and r == 0), user=user, control=control))
                 run.sizes = sorted(set(run.sizes) | set(new_sizes))
             for task, (records, state) in zip(tasks, ex.map(_run_chain, tasks)):
                 runs[task.k].add(task.r, records, state)
@@ -552,6 +660,8 @@ def verify_variant(loss: Callable[[np.ndarray], float], *, claim: str, similarit
             for run in runs:
                 if run.k not in tested:
                     continue  # decided earlier, no new data: its verdict stands
+                if rounds == 1:
+                    run.find_flat(seed, similarity)
                 run.looks += 1
                 run.verdict = run.result(run.looks)
                 v = run.verdict
@@ -562,13 +672,13 @@ def verify_variant(loss: Callable[[np.ndarray], float], *, claim: str, similarit
                     f"{time.perf_counter() - t0:.1f} s")
                 if v.verdict != "inconclusive" or v.drifting:
                     continue
-                R = v.differences.shape[0]
+                R = len(run.chains)  # set-aside replicates count: their indices are taken
                 if R < MAX_REPLICATES:
                     plan[run.k] = (list(range(R, min(2 * R, MAX_REPLICATES))), [])
                 elif 2 * v.sizes[-1] <= MAX_SIZE:
                     plan[run.k] = (list(range(R)), [2 * v.sizes[-1]])
             if plan:
-                cost = sum(_round_cost(runs[k], reps, new, grad is None) for k, (reps, new) in plan.items())
+                cost = sum(_round_cost(runs[k], reps, new, (grad is None) if user is None else not user.has_gradient()) for k, (reps, new) in plan.items())
                 if used + cost > budget:
                     notes.append(f"stopped after round {rounds}: the next round (about {cost:.0f} s "
                                  f"nominal) would overrun the budget of {budget:g} s")
@@ -576,7 +686,17 @@ def verify_variant(loss: Callable[[np.ndarray], float], *, claim: str, similarit
                 else:
                     used += cost
     verdicts = [run.verdict for run in runs]
+    if claim == "same-subspace-as-clip":
+        full = [m.label for m in models if m.n_e >= min(m.n_u, m.n_v)]
+        if full:
+            notes.append(f"{', '.join(full)}: n_e = min(n_u, n_v), so the subspace is the whole space "
+                         "and the claim holds trivially there; only models with n_e < n test it")
     for v in verdicts:
+        if v.flat.count:
+            notes.append(f"{v.label}: {v.flat.count} flat direction(s) of the variant's loss at its fit: "
+                         + "; ".join(v.flat.names) + (
+                             "; they leave the statistic unchanged" if not v.flat.moving else
+                             f"; {v.flat.moving[0]} move the statistic: compared modulo them"))
         if v.set_aside:
             total = v.differences.shape[0] + (0 if 2 * v.set_aside > v.differences.shape[0] else v.set_aside)
             notes.append(f"{v.label}: {v.set_aside} of {total} replicates set aside: the variant's fit "
@@ -587,7 +707,8 @@ def verify_variant(loss: Callable[[np.ndarray], float], *, claim: str, similarit
             notes.append(f"{v.label}: no N-independent limit: the variant's statistic still moves by "
                          f"{v.estimate.drift:.3g} ({v.estimate.drift_ratio:.0%} of its size, margin "
                          f"{v.margin:.3g}) at N = {v.sizes[-1]}, like 1/N; it is never confirmed")
-    return VariantVerification(claim, similarity, direction, seed, label,
-                               "user" if grad is not None else "finite differences",
+    gradient = "finite differences" if (grad is None if user is None else not user.has_gradient()) else \
+        ("user" if user is None or user.backend == "numpy" else f"{user.backend} autograd")
+    return VariantVerification(claim, similarity, direction, seed, label, gradient,
                                _margin_text(claim, margin),
                                float(budget), verdicts, time.perf_counter() - t0, rounds, notes)

@@ -1,7 +1,11 @@
 r"""``python -m proofs_checks verify TARGET --claim CLAIM``: verify a loss variant.
 
 ``TARGET`` is ``path/to/file.py:NAME`` or an importable ``package.module:NAME``;
-a class is instantiated with no arguments.
+a class is instantiated with no arguments (``open_clip.loss:ClipLoss``).
+``--inputs embeddings`` passes the two encoder outputs instead of the logit
+matrix, ``--param NAME=VALUE`` the loss's own scalars (``--learn NAME`` those
+learned with the encoders; default all), ``--backend torch|jax`` the framework
+(auto-detected by default).
 
 Exit codes: 0 the claim is confirmed, 1 refuted, 3 inconclusive, 2 a usage or
 loading error (bad path, missing name, unknown claim or similarity, a loss
@@ -28,14 +32,28 @@ class LoadError(Exception):
     """The ``TARGET`` could not be loaded."""
 
 
+def _param(text: str):
+    name, sep, value = text.partition("=")
+    try:
+        if not sep or not name.strip().isidentifier():
+            raise ValueError
+        return name.strip(), float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--param {text!r}: expected NAME=VALUE, "
+                                         "a Python identifier and a number") from None
+
+
 def build_parser() -> argparse.ArgumentParser:
+    from numerics.user_loss import BACKENDS, INPUTS
+
     from .claims import CLAIMS, DIRECTIONS
     from .verify import DEFAULT_BUDGET, DEFAULT_REPLICATES, SIMILARITIES
 
     p = argparse.ArgumentParser(
         prog="python -m proofs_checks verify",
-        description="Verify a contrastive loss variant loss(F) -> float of the N x N logit "
-                    "matrix F (positives on the diagonal) against a claim, on generated "
+        description="Verify a contrastive loss, loss(F, **params) of the N x N logit matrix F "
+                    "(positives on the diagonal) or loss(za, zb, **params) of the two encoder "
+                    "outputs, in NumPy, PyTorch or JAX, against a claim, on generated "
                     "Gaussian models. Exit 0 confirmed, 1 refuted, 3 inconclusive, "
                     "2 usage/loading error.",
     )
@@ -43,7 +61,14 @@ def build_parser() -> argparse.ArgumentParser:
                    help="path/to/file.py:NAME or package.module:NAME (a class is instantiated "
                         "with no arguments; a 'grad' attribute, F -> dL/dF, is used if present)")
     p.add_argument("--claim", required=True, choices=CLAIMS)
+    p.add_argument("--inputs", default="logits", choices=INPUTS,
+                   help="what the loss takes: the logit matrix F, or the embeddings (za, zb)")
+    p.add_argument("--param", action="append", default=[], metavar="NAME=VALUE", type=_param,
+                   help="initial value of one of the loss's scalars (repeat for several)")
+    p.add_argument("--learn", nargs="+", action="extend", metavar="NAME",
+                   help="the --param names learned with the encoders (default: all)")
     p.add_argument("--similarity", default="dot", choices=SIMILARITIES)
+    p.add_argument("--backend", default="auto", choices=("auto",) + BACKENDS)
     p.add_argument("--direction", default="both", choices=DIRECTIONS,
                    help="conditionals concerned by the matches-* claims (rows of F: v|u)")
     p.add_argument("--grad", metavar="NAME",
@@ -139,6 +164,8 @@ def main(argv: list[str] | None = None) -> int:
     progress = None if args.quiet else (lambda line: print(line, file=sys.stderr, flush=True))
     try:
         result = verify_variant(loss, claim=args.claim, similarity=args.similarity, seed=args.seed,
+                                inputs=args.inputs, params=dict(args.param) or None,
+                                learn=args.learn, backend=args.backend,
                                 grad=grad, n_models=args.models, sizes=args.sizes,
                                 replicates=args.replicates, margin=args.margin, budget=args.budget,
                                 direction=args.direction, name=args.target, workers=args.workers,
