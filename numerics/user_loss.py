@@ -185,6 +185,11 @@ class UserLoss:
         self.theta0 = np.array(theta, dtype=np.float64)
         self.roles = {}
 
+    def __getstate__(self):  # a compiled JAX function does not pickle (Dask workers rebuild it)
+        state = dict(self.__dict__)
+        state.pop("_jitted", None)
+        return state
+
     # ------------------------------------------------------------------
     def _numpy_probe(self):
         rng = np.random.default_rng(0)
@@ -318,18 +323,16 @@ class UserLoss:
         jax = import_backend("jax")
         jnp = jax.numpy
         fixed = {k: jnp.asarray(v, dtype=jnp.float64) for k, v in self.fixed.items()}
-
-        def f(a, b, learned):
-            kw = dict(fixed)
-            kw.update(learned)
-            out = self.loss(*self._args(a, b), **kw)
-            return jnp.reshape(out, ())
-
         learned = {k: jnp.asarray(float(theta[i]), dtype=jnp.float64) for i, k in enumerate(self.learn)}
         argnums = (0, 2) if b is None else (0, 1, 2)
+        if getattr(self, "_jitted", None) is None:  # compiled once per batch shape by jax.jit
+            def f(a, b, learned, fixed):
+                out = self.loss(*self._args(a, b), **fixed, **learned)
+                return jnp.reshape(out, ())
+
+            self._jitted = jax.jit(jax.value_and_grad(f, argnums=argnums))
         try:
-            val, grads = jax.value_and_grad(f, argnums=argnums)(jnp.asarray(a), None if b is None
-                                                                 else jnp.asarray(b), learned)
+            val, grads = self._jitted(jnp.asarray(a), None if b is None else jnp.asarray(b), learned, fixed)
         except Exception as exc:
             raise InvalidInputError(f"{self.name} raised {type(exc).__name__}: {exc}") from exc
         grads = list(grads)

@@ -148,8 +148,8 @@ def flat_directions(fun, x, statistic, similarity, split, n_theta, theta_names) 
     T = np.array([(statistic(x + h * q) - statistic(x - h * q)) / (2 * h) for q in Q.T]).T
     moves = np.linalg.norm(T, axis=0) > MOVE_RTOL * max(float(np.linalg.norm(s0)), 1e-12)
     moving = []
-    if np.any(moves):
-        moving = [f"{int(moves.sum())} of the {k} flat direction(s)"]
+    if np.any(moves):  # the eigenbasis of the flat subspace is arbitrary: count the span moved
+        moving = [f"{_rank(T[:, moves], 1e-6)} of the {k} flat dimension(s)"]
     return FlatDirections(count=k, names=names, moving=moving, tangents=T[:, moves])
 
 

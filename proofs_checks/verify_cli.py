@@ -65,8 +65,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="what the loss takes: the logit matrix F, or the embeddings (za, zb)")
     p.add_argument("--param", action="append", default=[], metavar="NAME=VALUE", type=_param,
                    help="initial value of one of the loss's scalars (repeat for several)")
-    p.add_argument("--learn", nargs="+", action="extend", metavar="NAME",
-                   help="the --param names learned with the encoders (default: all)")
+    p.add_argument("--learn", nargs="*", action="extend", metavar="NAME",
+                   help="the --param names learned with the encoders (default: all; "
+                        "--learn alone: none, every --param stays fixed)")
     p.add_argument("--similarity", default="dot", choices=SIMILARITIES)
     p.add_argument("--backend", default="auto", choices=("auto",) + BACKENDS)
     p.add_argument("--direction", default="both", choices=DIRECTIONS,
