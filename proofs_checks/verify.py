@@ -54,6 +54,24 @@ into the encoders (``"dot"``: :math:`F = (UG_u^T)(VG_v^T)^T`; ``"l2"``:
 ``grad=`` (a callable ``F -> dL/dF``, an ``N x N`` array) or give the loss a
 ``grad`` attribute; otherwise central finite differences are taken in the few
 encoder parameters (:math:`n_e(n_u + n_v)` of them, not the :math:`N^2` logits).
+
+Losses as they are trained (:mod:`numerics.user_loss`): ``inputs="embeddings"``
+takes ``loss(za, zb, **params)``; ``params`` are the loss's own scalars and
+``learn`` those minimised with the encoders; ``backend`` is numpy, torch or
+jax (autograd in float64).  The scalars' roles on the logits (scale,
+log-scale, temperature, bias) are found by their defining identities and
+folded into the *effective* similarity the statistics are computed from, so
+that a learnable temperature does not count as a difference.  The flat
+directions of the variant's batch loss are found and named
+(:mod:`proofs_checks.flat`); any that moves the statistic is projected out.
+
+Under ``similarity="cosine"`` (no closed form) the control is CLIP with a
+learned logit scale; ``same-minimizers-as-clip`` compares the effective
+:math:`f = m\cos(G_uu, G_vv)` on fixed probe pairs, centred, against the
+control's fits (the target is their mean at the largest batch); ``matches-*``
+compare the model's conditionals, estimated by self-normalised importance
+sampling of a marginal bank (MATH.md §5), with the true Gaussian ones
+(:mod:`proofs_checks.claims`).
 """
 from __future__ import annotations
 

@@ -176,7 +176,7 @@ def test_default_models_have_a_healthy_gap():
 
 @pytest.mark.parametrize("kwargs", [
     dict(claim="same-minimisers"),
-    dict(claim="same-minimizers-as-clip", similarity="cosine"),
+    dict(claim="same-minimizers-as-clip", similarity="angular"),
     dict(claim="matches-conditionals", direction="v->u"),
     dict(claim="same-minimizers-as-clip", sizes=(256, 128)),
     dict(claim="same-minimizers-as-clip", sizes=(128,)),
@@ -319,6 +319,47 @@ def test_cli_importable_module_and_class_targets(tmp_path, monkeypatch, capsys):
 ])
 def test_cli_usage_errors_exit_2(argv, capsys):
     assert verify_main(argv) == 2
+
+
+def test_cli_params_learn_and_embeddings(tmp_path, capsys):
+    """--inputs embeddings, --param and --learn reach the loss as keywords; a learned
+    temperature is CLIP (exit 0), and the roles are reported."""
+    f = tmp_path / "emb.py"
+    f.write_text(
+        "import numpy as np\n"
+        "from scipy.special import logsumexp\n"
+        "def clip_t(za, zb, temperature):\n"
+        "    F = za @ zb.T / temperature\n"
+        "    d = np.diag(F)\n"
+        "    return float(np.mean(logsumexp(F, axis=1) - d) + np.mean(logsumexp(F, axis=0) - d)) / 2\n")
+    out = tmp_path / "r.json"
+    assert verify_main([f"{f}:clip_t", "--claim", "same-minimizers-as-clip", "--inputs", "embeddings",
+                        "--param", "temperature=0.5", "--learn", "temperature", "--json", str(out),
+                        *SMALL]) == 0
+    doc = json.loads(out.read_text())
+    assert any("temperature: temperature" in n for n in doc["notes"])
+    assert verify_main([f"{f}:clip_t", "--claim", "same-minimizers-as-clip", "--inputs", "embeddings",
+                        "--param", "temperature=0.5", "--learn", *SMALL]) == 0   # fixed: still CLIP
+    assert verify_main([f"{f}:clip_t", "--claim", "same-minimizers-as-clip", "--param", "temperature",
+                        *SMALL]) == 2
+    assert verify_main([f"{f}:clip_t", "--claim", "same-minimizers-as-clip", "--inputs", "embeddings",
+                        "--param", "temperature=0.5", "--learn", "tau", *SMALL]) == 2
+    assert "learn" in capsys.readouterr().err
+
+
+def test_cli_torch_module_example():
+    pytest.importorskip("torch", reason="torch is an optional extra (pip install '.[torch]')")
+    code = verify_main([f"{EXAMPLES}/torch_learned_temperature.py:LearnedTemperatureClip",
+                        "--claim", "same-minimizers-as-clip", "--inputs", "embeddings", *SMALL])
+    assert code == 0
+
+
+def test_cli_jax_example_gives_a_verdict():
+    pytest.importorskip("jax", reason="jax is an optional extra (pip install '.[jax]')")
+    code = verify_main([f"{EXAMPLES}/jax_sigmoid_learned_bias.py:sigmoid_loss",
+                        "--claim", "same-subspace-as-clip", "--inputs", "embeddings",
+                        "--param", "logit_scale=1", "--param", "logit_bias=-2", "--budget", "0", *SMALL])
+    assert code in (0, 1, 3)
 
 
 def test_cli_broken_file_exit_2(tmp_path, capsys):
