@@ -321,6 +321,7 @@ class VariantVerification:
     seconds: float = 0.0
     rounds: int = 1
     notes: list = field(default_factory=list)
+    interface: dict = field(default_factory=dict)
 
     @property
     def verdict(self) -> str:
@@ -349,6 +350,7 @@ class VariantVerification:
             "margin": self.margin, "budget": self.budget, "rounds": self.rounds,
             "verdict": self.verdict, "passed": self.passed,
             "models": [m.to_dict() for m in self.models], "notes": list(self.notes),
+            **self.interface,
         }
 
     def figures(self) -> list:
@@ -727,6 +729,10 @@ def verify_variant(loss: Callable[[np.ndarray], float], *, claim: str, inputs: s
                          f"{v.margin:.3g}) at N = {v.sizes[-1]}, like 1/N; it is never confirmed")
     gradient = "finite differences" if (grad is None if user is None else not user.has_gradient()) else \
         ("user" if user is None or user.backend == "numpy" else f"{user.backend} autograd")
+    interface = {"inputs": inputs, "backend": "numpy" if user is None else user.backend,
+                 "params": {} if user is None else dict(user.params),
+                 "learned": [] if user is None else list(user.learned),
+                 "roles": {} if user is None else dict(user.roles)}
     return VariantVerification(claim, similarity, direction, seed, label, gradient,
                                _margin_text(claim, margin),
-                               float(budget), verdicts, time.perf_counter() - t0, rounds, notes)
+                               float(budget), verdicts, time.perf_counter() - t0, rounds, notes, interface)

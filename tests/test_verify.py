@@ -338,6 +338,8 @@ def test_cli_params_learn_and_embeddings(tmp_path, capsys):
                         *SMALL]) == 0
     doc = json.loads(out.read_text())
     assert any("temperature: temperature" in n for n in doc["notes"])
+    assert doc["inputs"] == "embeddings" and doc["roles"] == {"temperature": "temperature"}
+    assert doc["learned"] == ["temperature"] and doc["params"] == {"temperature": 0.5}
     assert verify_main([f"{f}:clip_t", "--claim", "same-minimizers-as-clip", "--inputs", "embeddings",
                         "--param", "temperature=0.5", "--learn", *SMALL]) == 0   # fixed: still CLIP
     assert verify_main([f"{f}:clip_t", "--claim", "same-minimizers-as-clip", "--param", "temperature",
