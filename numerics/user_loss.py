@@ -224,7 +224,7 @@ class UserLoss:
         except InvalidInputError:
             raise
         except Exception as exc:
-            raise InvalidInputError(f"{self.name} raised {type(exc).__name__}: {exc}") from exc
+            raise InvalidInputError(f"loss raised {type(exc).__name__}: {exc} (loss {self.name!r})") from exc
 
     def _finite(self, val) -> float:
         try:
@@ -299,7 +299,7 @@ class UserLoss:
             try:
                 out = self.loss(*((ta,) if tb is None else (ta, tb)), **kw)
             except Exception as exc:
-                raise InvalidInputError(f"{self.name} raised {type(exc).__name__}: {exc}") from exc
+                raise InvalidInputError(f"loss raised {type(exc).__name__}: {exc} (loss {self.name!r})") from exc
             if isinstance(out, dict) and "loss" in out:
                 out = out["loss"]
             if not torch.is_tensor(out) or out.numel() != 1:
@@ -334,7 +334,7 @@ class UserLoss:
         try:
             val, grads = self._jitted(jnp.asarray(a), None if b is None else jnp.asarray(b), learned, fixed)
         except Exception as exc:
-            raise InvalidInputError(f"{self.name} raised {type(exc).__name__}: {exc}") from exc
+            raise InvalidInputError(f"loss raised {type(exc).__name__}: {exc} (loss {self.name!r})") from exc
         grads = list(grads)
         da = np.asarray(grads.pop(0), dtype=np.float64)
         db = np.asarray(grads.pop(0), dtype=np.float64) if b is not None else None
