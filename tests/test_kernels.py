@@ -227,3 +227,132 @@ def test_reference_loss_of_huge_finite_logits():
     assert K.clip_loss_from_logits([[1e308, 0.0], [0.0, 1e308]]) == 0.0
     with pytest.raises(InvalidInputError, match="F="):  # a spread of 2e308 is beyond float64
         K.clip_loss_from_logits([[-1e308, 1e308], [1e308, -1e308]])
+
+
+# --------------------------------------------------------------------------
+# Checks added by mutation testing (docs/mutation.md).  The reference here is
+# built by hand from the definition: logits by numpy broadcasting, L_N with
+# scipy's logsumexp, dL/dF = (P + Q)/(2N) - I/N with softmaxes from scipy --
+# none of numerics.infonce / numerics.kernels.
+# --------------------------------------------------------------------------
+def _hand_logits(za, zb, tau, sim):
+    za, zb = np.asarray(za, np.float64), np.asarray(zb, np.float64)
+    if sim == "dot":
+        return za @ zb.T / tau
+    if sim == "l2":
+        return -0.5 * np.sum((za[:, None, :] - zb[None, :, :]) ** 2, axis=2) / tau
+    x = za / np.linalg.norm(za, axis=1, keepdims=True)
+    y = zb / np.linalg.norm(zb, axis=1, keepdims=True)
+    return x @ y.T / tau
+
+
+def _hand_loss_and_dF(F):
+    from scipy.special import logsumexp, softmax
+
+    N = F.shape[0]
+    loss = -np.trace(F) / N + 0.5 * np.mean(logsumexp(F, axis=1)) + 0.5 * np.mean(logsumexp(F, axis=0))
+    W = (softmax(F, axis=1) + softmax(F, axis=0)) / (2 * N) - np.eye(N) / N
+    return loss, W
+
+
+def test_cosine_of_prenormalised_embeddings_is_dot():
+    # Unit rows (the usual CLIP input): cosine logits are the dot logits, and the cosine
+    # gradient is the dot gradient projected on the tangent space of the sphere,
+    # g - a (a . g).  Rescaling the rows by c > 0 leaves the loss and divides the
+    # gradient by c.  Float64 on logits O(1/tau) = O(3): 1e-12 as REL64 above.
+    rng = np.random.default_rng(41)
+    za, zb = data(rng, 9, 4)
+    za /= np.linalg.norm(za, axis=1, keepdims=True)
+    zb /= np.linalg.norm(zb, axis=1, keepdims=True)
+    tau = 0.35
+    F = _hand_logits(za, zb, tau, "dot")
+    ref, W = _hand_loss_and_dF(F)
+    loss, ga, gb = K.clip_loss_and_grad(za, zb, tau, "cosine")
+    assert loss == pytest.approx(ref, rel=REL64)
+    assert K.clip_loss(za, zb, tau, "cosine") == pytest.approx(ref, rel=REL64)
+    gd_a, gd_b = W @ zb / tau, W.T @ za / tau
+    ra = gd_a - za * np.sum(za * gd_a, axis=1, keepdims=True)
+    rb = gd_b - zb * np.sum(zb * gd_b, axis=1, keepdims=True)
+    np.testing.assert_allclose(ga, ra, rtol=0, atol=REL64 * np.abs(ra).max())
+    np.testing.assert_allclose(gb, rb, rtol=0, atol=REL64 * np.abs(rb).max())
+    c_a, c_b = 3.0, 0.25
+    loss2, ga2, gb2 = K.clip_loss_and_grad(c_a * za, c_b * zb, tau, "cosine")
+    assert loss2 == pytest.approx(ref, rel=REL64)
+    np.testing.assert_allclose(ga2, ra / c_a, rtol=0, atol=REL64 * np.abs(ra).max() / c_a)
+    np.testing.assert_allclose(gb2, rb / c_b, rtol=0, atol=REL64 * np.abs(rb).max() / c_b)
+
+
+@pytest.mark.parametrize("sim", SIMS)
+def test_one_latent_dimension_by_hand(sim):
+    # n_e = 1: every similarity has a hand form; under cosine s = sign(a) sign(b), which
+    # does not depend on |a|, |b|, so the cosine gradient is exactly 0.
+    rng = np.random.default_rng(43)
+    za, zb = data(rng, 6, 1)
+    tau = 0.7
+    F = _hand_logits(za, zb, tau, sim)
+    if sim == "cosine":
+        np.testing.assert_array_equal(F, np.sign(za) @ np.sign(zb).T / tau)
+    ref, W = _hand_loss_and_dF(F)
+    loss, ga, gb = K.clip_loss_and_grad(za, zb, tau, sim)
+    assert loss == pytest.approx(ref, rel=REL64)
+    assert ga.shape == gb.shape == (6, 1)
+    if sim == "dot":
+        ra, rb = W @ zb / tau, W.T @ za / tau
+    elif sim == "l2":  # dF_ij/da_i = -(a_i - b_j)/tau, dF_ij/db_j = (a_i - b_j)/tau
+        D = za - zb.T
+        ra = -np.sum(W * D, axis=1, keepdims=True) / tau
+        rb = np.sum(W * D, axis=0)[:, None] / tau
+    else:
+        ra = rb = np.zeros((6, 1))
+    scale = max(np.abs(ra).max(), np.abs(rb).max(), 1.0)
+    np.testing.assert_allclose(ga, ra, rtol=0, atol=REL64 * scale)
+    np.testing.assert_allclose(gb, rb, rtol=0, atol=REL64 * scale)
+
+
+def test_dtype_promotion_with_float64_first():
+    # float64 za with float32 zb: promoted to float64 (documented), i.e. the same result
+    # as with zb converted to float64 by hand, to float64 rounding.
+    rng = np.random.default_rng(47)
+    za, zb = data(rng, 8, 3)
+    zb32 = zb.astype(np.float32)
+    for sim in SIMS:
+        loss, ga, gb = K.clip_loss_and_grad(za, zb32, 0.5, sim)
+        assert loss.dtype == ga.dtype == gb.dtype == np.float64
+        assert K.clip_loss(za, zb32, 0.5, sim).dtype == np.float64
+        ref, _ = _hand_loss_and_dF(_hand_logits(za, zb32.astype(np.float64), 0.5, sim))
+        assert loss == pytest.approx(ref, rel=REL64)
+    # integers are converted to float64 too
+    zi = np.array([[1, 0], [0, 2], [1, 1]])
+    loss = K.clip_loss(zi, zi, 1.0)
+    assert loss.dtype == np.float64
+    assert loss == pytest.approx(_hand_loss_and_dF(_hand_logits(zi, zi, 1.0, "dot"))[0], rel=REL64)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_l2_centring_under_a_large_common_offset(dtype):
+    # L_N and its gradients under the L2 similarity are translation invariant.  Add 1e6
+    # (float64) / 1e3 (float32) to every embedding; the reference is computed in float64
+    # from the offset data minus the offset, subtracted by hand (exact by Sterbenz's
+    # lemma: both numbers lie within a factor 2).  Without the centring, the expansion
+    # -|a-b|^2/2 = <a,b> - |a|^2/2 - |b|^2/2 would cancel terms of size offset^2 n_e/tau
+    # ~ 1e12 and keep ~4 digits in float64.  With it the loss keeps the dtype's
+    # accuracy on logits O(10): 1e-12 (float64) / 1e-4 (float32: eps 1.2e-7 times
+    # logits O(10) times log N, with a margin of ~10) relative.
+    offset, rel = (1e6, 1e-12) if dtype == np.float64 else (1e3, 1e-4)
+    rng = np.random.default_rng(53)
+    za, zb = data(rng, 20, 3, dtype)
+    za_off, zb_off = za + dtype(offset), zb + dtype(offset)
+    za_ref = za_off.astype(np.float64) - offset
+    zb_ref = zb_off.astype(np.float64) - offset
+    tau = 0.5
+    ref, W = _hand_loss_and_dF(_hand_logits(za_ref, zb_ref, tau, "l2"))
+    loss, ga, gb = K.clip_loss_and_grad(za_off, zb_off, tau, "l2")
+    assert loss.dtype == dtype
+    assert abs(float(loss) - ref) <= rel * max(abs(ref), 1.0)
+    assert abs(float(K.clip_loss(za_off, zb_off, tau, "l2")) - ref) <= rel * max(abs(ref), 1.0)
+    D = za_ref[:, None, :] - zb_ref[None, :, :]
+    ra = -np.einsum("ij,ijk->ik", W, D) / tau
+    rb = np.einsum("ij,ijk->jk", W, D) / tau
+    scale = max(np.abs(ra).max(), np.abs(rb).max())
+    np.testing.assert_allclose(ga, ra, rtol=0, atol=rel * scale)
+    np.testing.assert_allclose(gb, rb, rtol=0, atol=rel * scale)
