@@ -135,14 +135,25 @@ def _is_message(tok):
         if hasattr(tokenize, "FSTRING_START") else False
 
 
+def _same_failed_name(a, b):
+    """Both lines raise the toolkit's error for the same argument name: the mutant can only
+    change how the value or the expectation is described (``raise fail(name, value, text)``)."""
+    pat = re.compile(r"^\s*raise fail\(([^,]+),")
+    ma, mb = pat.match(a), pat.match(b)
+    return bool(ma and mb and ma.group(1) == mb.group(1) and ma.group(1) not in ("None",))
+
+
 def message_only(diff):
-    """True if the mutant only rewords error-message text: every changed line pair
-    differs in string literals alone, and each of them is message text."""
+    """True if the mutant only rewords an error message: every changed line pair either
+    raises ``fail`` for the same argument name (only the description changes), or differs
+    in string literals alone, each of them message text (f-string or with a space)."""
     minus = [l[1:] for l in diff.splitlines() if l.startswith("-") and not l.startswith("---")]
     plus = [l[1:] for l in diff.splitlines() if l.startswith("+") and not l.startswith("+++")]
     if not minus or len(minus) != len(plus):
         return False
     for a, b in zip(minus, plus):
+        if _same_failed_name(a, b):
+            continue
         ta, tb = _tokens(a), _tokens(b)
         if ta is None or tb is None or len(ta) != len(tb):
             return False

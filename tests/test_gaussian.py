@@ -401,3 +401,34 @@ def test_batch_loss_bias_diverges_to_inf():
     assert gaussian.batch_loss_bias(2 * np.eye(2), cov, 2) == np.inf
     # A = 0: every logit is 0, L_N = log N exactly, so b = 0
     assert gaussian.batch_loss_bias(np.zeros((2, 2)), cov, 2) == 0.0
+
+
+def test_overflow_is_an_error_naming_the_argument_without_warnings():
+    # Overflowing input is reported as InvalidInputError naming the culprit, and the
+    # intermediate overflow raises no RuntimeWarning (warnings are errors here).
+    import warnings
+
+    S = np.eye(2)
+    rng = np.random.default_rng(16)
+    m = random_gaussian_model(rng, 2, 2)
+    A = np.full((2, 2), 1e200)
+    calls = [
+        ("S2", lambda: gaussian.gaussian_kl([0.0, 0.0], 1e300 * S, [0.0, 0.0], 1e-300 * S)),
+        ("m2", lambda: gaussian.gaussian_kl([0.0, 0.0], S, [1e300, 1e300], 1e-10 * S)),
+        ("S2", lambda: gaussian.gaussian_kl_batch(np.zeros((1, 2)), 1e300 * S[None], np.zeros((1, 2)),
+                                                  1e-300 * S[None])),
+        ("m2", lambda: gaussian.gaussian_kl_batch(np.zeros((1, 2)), S[None], np.full((1, 2), 1e300),
+                                                  1e-10 * S[None])),
+        ("S1", lambda: gaussian.gaussian_kl_batch(np.zeros((1, 2)), np.array([[[1e308, -1e308], [1e308, 1e308]]]),
+                                                  np.zeros((1, 2)), S[None])),
+        ("S2", lambda: gaussian.gaussian_kl([0.0], [[1.0]], [0.0, 0.0], S)),
+    ] + [("A", lambda f=f: f(A, m.cov, 2)) for f in (
+        gaussian.population_clip_loss, gaussian.expected_kl_terms, gaussian.conditional_loss)] + [
+        # linear in A: overflow needs entries near the float64 maximum
+        ("A", lambda f=f: f(1e308 * np.ones((2, 2)), m.cov, 2)) for f in (
+            gaussian.bilinear_model_conditionals, gaussian.population_clip_loss_grad)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for name, call in calls:
+            with pytest.raises(InvalidInputError, match=rf"^{name}="):
+                call()

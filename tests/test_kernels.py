@@ -356,3 +356,38 @@ def test_l2_centring_under_a_large_common_offset(dtype):
     scale = max(np.abs(ra).max(), np.abs(rb).max())
     np.testing.assert_allclose(ga, ra, rtol=0, atol=rel * scale)
     np.testing.assert_allclose(gb, rb, rtol=0, atol=rel * scale)
+
+
+@pytest.mark.parametrize("bj, bi, n_chunks", [(4, 3, 1), (3, 5, 2), (16, 16, 3), (1, 1, 2)])
+@pytest.mark.parametrize("kind", ["dot", "affine", "far_rows"])
+def test_kernel_passes_with_tiny_tiles_against_scipy(bj, bi, n_chunks, kind):
+    # The numba passes on their own, with tiles much smaller than N so that every
+    # block/chunk boundary is crossed: r, c against scipy's logsumexp of the dense
+    # F = X Y^T + alpha + beta, and gX = W Ya, gY = W^T Xa with W built from scipy
+    # softmaxes.  "far_rows": rows ~1000 below the others, which take the direct
+    # fallback in both passes (their LSE would underflow the shared reference).
+    # Float64, logits O(1) (or O(1000) for far rows, exact shifts): 1e-12 relative.
+    from numerics import _kernels
+    from scipy.special import logsumexp, softmax
+
+    rng = np.random.default_rng(bj * 100 + bi * 10 + n_chunks)
+    N, n_e = 11, 3
+    X, Y = rng.standard_normal((N, n_e)), rng.standard_normal((N, n_e))
+    if kind == "dot":
+        alpha = beta = np.zeros(0)
+        F = X @ Y.T
+    else:
+        alpha, beta = rng.standard_normal(N), rng.standard_normal(N)
+        if kind == "far_rows":
+            alpha[[2, 7]] -= 1000.0
+        F = X @ Y.T + alpha[:, None] + beta[None, :]
+    r, c = _kernels.lse_pass(X, Y, alpha, beta, bj, bi, n_chunks)
+    np.testing.assert_allclose(r, logsumexp(F, axis=1), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(c, logsumexp(F, axis=0), rtol=1e-12, atol=1e-12)
+    W = (softmax(F, axis=1) + softmax(F, axis=0)) / (2 * N) - np.eye(N) / N
+    Xa = np.ascontiguousarray(np.hstack([X, np.ones((N, 1))]))
+    Ya = np.ascontiguousarray(np.hstack([Y, np.ones((N, 1))]))
+    gX, gY = _kernels.grad_pass(X, Y, Xa, Ya, alpha, beta, r, c, bj, bi, n_chunks)
+    scale = max(np.abs(W @ Ya).max(), np.abs(W.T @ Xa).max())
+    np.testing.assert_allclose(gX, W @ Ya, rtol=0, atol=1e-12 * scale)
+    np.testing.assert_allclose(gY, W.T @ Xa, rtol=0, atol=1e-12 * scale)
