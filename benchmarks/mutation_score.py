@@ -246,15 +246,20 @@ def run(module, spec, base, max_children, fresh, rerun):
     env = dict(os.environ)
     env.setdefault("CI", "true")
     env.update({k: str(v) for k, v in spec.get("env", {}).items()})
-    cmd = [sys.executable, "-m", "mutmut", "run", "--max-children", str(max_children)] + names
-    print(f"== {module}: {' '.join(cmd)}  (in {wd.relative_to(ROOT)}, tests {spec['tests']})",
-          flush=True)
+    cmd = [sys.executable, "-m", "mutmut", "run", "--max-children", str(max_children)]
+    # A plain run tests the mutants without a result (all of them the first time; after a
+    # source change, those of the changed functions).  --rerun-survivors then re-tests the
+    # last survivors by name (mutmut keeps earlier results otherwise).
+    commands = [cmd] + ([cmd + names] if names else [])
+    print(f"== {module}: {' '.join(cmd)}{' <survivors>' if names else ''}  "
+          f"(in {wd.relative_to(ROOT)}, tests {spec['tests']})", flush=True)
     t0 = time.perf_counter()
     with open(wd / "mutmut.log", "w") as log:
-        proc = subprocess.run(cmd, cwd=wd, env=env, stdout=log, stderr=subprocess.STDOUT)
+        for c in commands:
+            proc = subprocess.run(c, cwd=wd, env=env, stdout=log, stderr=subprocess.STDOUT)
+            if proc.returncode != 0:
+                print(f"   mutmut exited with {proc.returncode}; see {wd / 'mutmut.log'}", flush=True)
     minutes = (time.perf_counter() - t0) / 60
-    if proc.returncode != 0:
-        print(f"   mutmut exited with {proc.returncode}; see {wd / 'mutmut.log'}", flush=True)
     return summarize(module, wd, minutes)
 
 

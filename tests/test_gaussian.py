@@ -432,3 +432,41 @@ def test_overflow_is_an_error_naming_the_argument_without_warnings():
         for name, call in calls:
             with pytest.raises(InvalidInputError, match=rf"^{name}="):
                 call()
+
+
+def test_kl_and_entropy_errors_name_the_argument():
+    # The documented contract: InvalidInputError whose message starts with "<argument>=".
+    S, m = np.eye(2), np.zeros(2)
+    bad_S = np.array([[1.0, 2.0], [2.0, 1.0]])  # symmetric, indefinite
+    Sb, mb = S[None], m[None]
+    cases = [
+        ("S1", lambda: gaussian.gaussian_kl(m, bad_S, m, S)),
+        ("S2", lambda: gaussian.gaussian_kl(m, S, m, bad_S)),
+        ("S2", lambda: gaussian.gaussian_kl(m, S, m, np.eye(3))),
+        ("m1", lambda: gaussian.gaussian_kl(np.zeros(3), S, m, S)),
+        ("m1", lambda: gaussian.gaussian_kl([np.nan, 0.0], S, m, S)),
+        ("m1", lambda: gaussian.gaussian_kl(np.zeros((2, 1)), S, m, S)),
+        ("m2", lambda: gaussian.gaussian_kl(m, S, np.zeros(1), S)),
+        ("S", lambda: gaussian.gaussian_entropy(bad_S)),
+        ("S", lambda: gaussian.gaussian_entropy(np.zeros((0, 0)))),
+        ("m1", lambda: gaussian.gaussian_kl_batch(m, Sb, mb, Sb)),
+        ("m1", lambda: gaussian.gaussian_kl_batch([[np.nan, 0.0]], Sb, mb, Sb)),
+        ("m2", lambda: gaussian.gaussian_kl_batch(mb, Sb, m, Sb)),
+        ("m2", lambda: gaussian.gaussian_kl_batch(mb, Sb, np.zeros((2, 2)), Sb)),
+        ("S1", lambda: gaussian.gaussian_kl_batch(mb, S, mb, Sb)),
+        ("S1", lambda: gaussian.gaussian_kl_batch(mb, np.eye(3)[None], mb, Sb)),
+        ("S1", lambda: gaussian.gaussian_kl_batch(mb, bad_S[None], mb, Sb)),
+        ("S2", lambda: gaussian.gaussian_kl_batch(mb, Sb, mb, S)),
+        ("S2", lambda: gaussian.gaussian_kl_batch(mb, Sb, mb, np.eye(3)[None])),
+        ("S2", lambda: gaussian.gaussian_kl_batch(mb, Sb, mb, np.array([[[1.0, 0.5], [0.0, 1.0]]]))),
+    ]
+    for name, call in cases:
+        with pytest.raises(InvalidInputError, match=rf"^{name}="):
+            call()
+    # integer and float32 input is accepted and computed in float64
+    assert gaussian.gaussian_kl([0, 0], [[1, 0], [0, 1]], [1, 0], [[2, 0], [0, 2]]) == pytest.approx(
+        0.5 * (2 * 0.5 - 2 + 0.5 + 2 * np.log(2.0)), rel=1e-15)
+    got = gaussian.gaussian_kl_batch(np.zeros((1, 1), np.float32), np.ones((1, 1, 1), np.float32),
+                                     np.full((1, 1), 3, np.int64), np.full((1, 1, 1), 4.0))
+    assert got.dtype == np.float64
+    assert got[0] == pytest.approx(0.5 * (1 / 4 - 1 + 9 / 4 + np.log(4.0)), rel=1e-15)
