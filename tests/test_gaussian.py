@@ -470,3 +470,28 @@ def test_kl_and_entropy_errors_name_the_argument():
                                      np.full((1, 1), 3, np.int64), np.full((1, 1, 1), 4.0))
     assert got.dtype == np.float64
     assert got[0] == pytest.approx(0.5 * (1 / 4 - 1 + 9 / 4 + np.log(4.0)), rel=1e-15)
+
+
+def test_kl_batch_symmetry_tolerance_is_per_matrix_and_64_eps():
+    # Documented (as numerics.as_covariance): |S - S^T| <= 64 eps max|S_ij|, per matrix.
+    # With max|S_ij| = 2 the bound is 128 eps: 1 + 127 eps off the transpose passes,
+    # 1 + 129 eps fails (both exactly representable: the spacing at 1 is eps).
+    eps = np.finfo(float).eps
+    m = np.zeros((1, 2))
+    S = np.eye(2)[None]
+
+    def S_off(k):
+        return np.array([[[2.0, 1.0 + k * eps], [1.0, 2.0]]])
+
+    ok = gaussian.gaussian_kl_batch(m, S_off(127), m, S)
+    # it is the symmetrised matrix that is used: KL(N(0, S1) || N(0, I)) by hand
+    S1 = 0.5 * (S_off(127)[0] + S_off(127)[0].T)
+    assert ok[0] == pytest.approx(0.5 * (np.trace(S1) - 2 - np.log(np.linalg.det(S1))), rel=1e-14)
+    with pytest.raises(InvalidInputError, match="^S1="):
+        gaussian.gaussian_kl_batch(m, S_off(129), m, S)
+    with pytest.raises(InvalidInputError, match="^S2="):
+        gaussian.gaussian_kl_batch(m, S, m, S_off(129))
+    # per matrix: a huge symmetric neighbour in the batch does not widen the tolerance
+    m2 = np.zeros((2, 2))
+    with pytest.raises(InvalidInputError, match="^S1="):
+        gaussian.gaussian_kl_batch(m2, np.concatenate([1e10 * S, S_off(129)]), m2, np.concatenate([S, S]))
