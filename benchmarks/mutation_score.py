@@ -50,6 +50,23 @@ COPY = ["numerics", "proofs_checks", "theory", "tests"]
 KILLED = {"killed", "timeout", "caught by type check", "segfault"}
 
 
+# Written to tests/conftest.py of the scratch copy only: mutmut runs each mutant's tests
+# with -x, so running the fastest first (durations mutmut measured on the clean code)
+# makes a killed mutant cost its fastest failing test, not every test before it.
+FAST_FIRST = '''"""Scratch copy only (benchmarks/mutation_score.py): fastest tests first."""
+import json
+from pathlib import Path
+
+
+def pytest_collection_modifyitems(config, items):
+    path = Path(__file__).resolve().parents[1] / "mutmut-stats.json"  # mutants/
+    if not path.exists():
+        return
+    durations = json.loads(path.read_text("utf-8")).get("duration_by_test", {})
+    items.sort(key=lambda item: durations.get(item.nodeid, float("inf")))
+'''
+
+
 def load_config():
     data = tomllib.loads((ROOT / "pyproject.toml").read_text("utf-8"))
     base = dict(data["tool"]["mutmut"])
@@ -184,17 +201,27 @@ def workdir(module):
     return WORK / module.replace("/", "__")[:-3]
 
 
-def prepare(module, spec, base, fresh):
-    wd = workdir(module)
-    if fresh and wd.exists():
+def prepare(module, spec, base, fresh, baseline=None):
+    wd = workdir(module) if baseline is None else WORK / "baseline" / workdir(module).name
+    if (fresh or baseline is not None) and wd.exists():
         shutil.rmtree(wd)
+    seed = WORK / "baseline" / wd.name
+    if baseline is None and not fresh and not wd.exists() and seed.exists():
+        # start from the baseline run's results: --rerun-survivors then re-tests its survivors
+        shutil.copytree(seed, wd, symlinks=True)
     wd.mkdir(parents=True, exist_ok=True)
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "*.nbi", "*.nbc")
     for name in COPY:
         dst = wd / name
         if dst.exists():
             shutil.rmtree(dst)
-        shutil.copytree(ROOT / name, dst, ignore=ignore)
+        if baseline is None:
+            shutil.copytree(ROOT / name, dst, ignore=ignore)
+    if baseline is not None:  # the packages and tests as they were at git ref `baseline`
+        archive = subprocess.run(["git", "archive", baseline, *COPY], cwd=ROOT, check=True,
+                                 capture_output=True).stdout
+        subprocess.run(["tar", "-x", "-C", str(wd)], input=archive, check=True)
+    (wd / "tests" / "conftest.py").write_text(FAST_FIRST, "utf-8")
     if spec.get("undecorate"):
         path = wd / module
         path.write_text(undecorate(path.read_text("utf-8"), set(spec["undecorate"])), "utf-8")
@@ -238,8 +265,8 @@ def summarize(module, wd, minutes):
     return result
 
 
-def run(module, spec, base, max_children, fresh, rerun):
-    wd = prepare(module, spec, base, fresh)
+def run(module, spec, base, max_children, fresh, rerun, baseline=None):
+    wd = prepare(module, spec, base, fresh, baseline)
     names = []
     if rerun and (wd / "result.json").exists():
         names = sorted(json.loads((wd / "result.json").read_text("utf-8"))["survivors"])
@@ -250,13 +277,24 @@ def run(module, spec, base, max_children, fresh, rerun):
     # A plain run tests the mutants without a result (all of them the first time; after a
     # source change, those of the changed functions).  --rerun-survivors then re-tests the
     # last survivors by name (mutmut keeps earlier results otherwise).
-    commands = [cmd] + ([cmd + names] if names else [])
     print(f"== {module}: {' '.join(cmd)}{' <survivors>' if names else ''}  "
           f"(in {wd.relative_to(ROOT)}, tests {spec['tests']})", flush=True)
     t0 = time.perf_counter()
     with open(wd / "mutmut.log", "w") as log:
-        for c in commands:
-            proc = subprocess.run(c, cwd=wd, env=env, stdout=log, stderr=subprocess.STDOUT)
+        for step in ("all", "survivors"):
+            if step == "survivors":
+                # only those that the plain run did not just test
+                meta = wd / "mutants" / (module + ".meta")
+                tested = json.loads(meta.read_text("utf-8"))["exit_code_by_key"]
+                names = [n for n in names if n in tested and n not in fresh_results]
+                if not names:
+                    break
+            else:
+                meta = wd / "mutants" / (module + ".meta")
+                before = json.loads(meta.read_text("utf-8"))["exit_code_by_key"] if meta.exists() else {}
+                fresh_results = {k for k, v in before.items() if v is None}
+            proc = subprocess.run(cmd + (names if step == "survivors" else []), cwd=wd, env=env,
+                                  stdout=log, stderr=subprocess.STDOUT)
             if proc.returncode != 0:
                 print(f"   mutmut exited with {proc.returncode}; see {wd / 'mutmut.log'}", flush=True)
     minutes = (time.perf_counter() - t0) / 60
@@ -284,6 +322,9 @@ def main(argv=None):
     ap.add_argument("--rerun-survivors", action="store_true",
                     help="re-test only the last run's survivors (after adding tests); "
                          "the minutes are then those of the re-test")
+    ap.add_argument("--baseline", metavar="GIT_REF",
+                    help="score the packages and tests of GIT_REF instead (e.g. the commit before "
+                         "new tests), in .mutation/baseline/; the current selection config is used")
     ap.add_argument("--report", action="store_true", help="only reprint the last results")
     ap.add_argument("--survivors", action="store_true", help="also list the surviving mutants")
     args = ap.parse_args(argv)
@@ -294,16 +335,16 @@ def main(argv=None):
     results = []
     for module in modules:
         if args.report:
-            path = workdir(module) / "result.json"
-            if not path.exists():
+            wd = workdir(module) if args.baseline is None else WORK / "baseline" / workdir(module).name
+            path = wd / "result.json"
+            minutes = json.loads(path.read_text("utf-8"))["minutes"] if path.exists() else float("nan")
+            if not (wd / "mutants" / (module + ".meta")).exists():
                 print(f"(no result yet for {module})")
                 continue
-            r = json.loads(path.read_text("utf-8"))
-            r.update({k: v for k, v in summarize(module, workdir(module), r["minutes"]).items()
-                      if k != "minutes"})
+            r = summarize(module, wd, minutes)
         else:
             r = run(module, per_module[module], base, args.max_children, args.fresh,
-                    args.rerun_survivors)
+                    args.rerun_survivors, args.baseline)
         results.append(r)
         if args.survivors:
             for k, s in r["survivors"].items():

@@ -495,3 +495,23 @@ def test_kl_batch_symmetry_tolerance_is_per_matrix_and_64_eps():
     m2 = np.zeros((2, 2))
     with pytest.raises(InvalidInputError, match="^S1="):
         gaussian.gaussian_kl_batch(m2, np.concatenate([1e10 * S, S_off(129)]), m2, np.concatenate([S, S]))
+
+
+def test_joint_covariance_errors_name_the_argument():
+    # Each marginal and sigma is named in its error; a marginal with an eigenvalue exactly
+    # 0 (diag(1, 0)) is not positive definite even though Cholesky-free code could use it.
+    cases = [
+        ("C_uu", lambda: gaussian.joint_covariance(np.diag([1.0, 0.0]), np.eye(2), [0.5])),
+        ("C_vv", lambda: gaussian.joint_covariance(np.eye(2), np.diag([1.0, 0.0]), [0.5])),
+        ("C_uu", lambda: gaussian.joint_covariance(np.diag([1.0, -1.0]), np.eye(2), [0.5])),
+        ("sigma", lambda: gaussian.joint_covariance(np.eye(2), np.eye(2), [np.nan])),
+        ("U", lambda: gaussian.joint_covariance(np.eye(2), np.eye(2), [0.5], U=[1.0, 0.0])),
+        ("V", lambda: gaussian.joint_covariance(np.eye(2), np.eye(2), [0.5], V=np.full((2, 1), np.inf))),
+    ]
+    for name, call in cases:
+        with pytest.raises(InvalidInputError, match=rf"^{name}="):
+            call()
+    # non-square-looking shapes are fine: n_u = 3 rows of C_uu, n_v = 1
+    cov = gaussian.joint_covariance(np.diag([4.0, 1.0, 1.0]), [[9.0]], [0.5])
+    assert cov.shape == (4, 4)
+    assert cov[0, 3] == pytest.approx(0.5 * 2 * 3, rel=1e-15)
