@@ -172,7 +172,15 @@ def message_only(diff):
         if _same_failed_name(a, b):
             continue
         ta, tb = _tokens(a), _tokens(b)
-        if ta is None or tb is None or len(ta) != len(tb):
+        if ta is None or tb is None:  # a fragment (continuation line): compare without strings
+            lit = re.compile(r"""[fFrRbB]{0,2}("[^"]*"|'[^']*')""")
+            sa, sb = lit.findall(a), lit.findall(b)
+            if lit.sub("S", a) != lit.sub("S", b) or len(sa) != len(sb):
+                return False
+            if not all(x == y or " " in x for x, y in zip(sa, sb)):
+                return False
+            continue
+        if len(ta) != len(tb):
             return False
         for x, y in zip(ta, tb):
             if x != y and not (_is_message(x) and x[0] == y[0]):

@@ -515,3 +515,32 @@ def test_joint_covariance_errors_name_the_argument():
     cov = gaussian.joint_covariance(np.diag([4.0, 1.0, 1.0]), [[9.0]], [0.5])
     assert cov.shape == (4, 4)
     assert cov[0, 3] == pytest.approx(0.5 * 2 * 3, rel=1e-15)
+
+
+def test_mixed_sign_overflow_is_an_error_without_warnings():
+    # Huge entries of both signs: products overflow to +-inf and their sums are inf - inf
+    # (NumPy's "invalid value"); still one InvalidInputError naming A, and no warning.
+    import warnings
+
+    m = random_gaussian_model(np.random.default_rng(17), 2, 2)
+    A = 1e308 * np.array([[1.0, -1.0], [-1.0, 1.0]])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for f in (gaussian.bilinear_model_conditionals, gaussian.population_clip_loss,
+                  gaussian.population_clip_loss_grad, gaussian.expected_kl_terms,
+                  gaussian.conditional_loss):
+            with pytest.raises(InvalidInputError, match="^A="):
+                f(A, m.cov, 2)
+
+
+def test_latent_dimension_is_bounded_by_the_smaller_side():
+    # n_e <= min(n_u, n_v) (Proposition G1): with n_u = 3 > n_v = 2, n_e = 3 is an error
+    # naming n_e, not a silent truncation to rank 2
+    cov = gaussian.joint_covariance(np.eye(3), np.eye(2), [0.8, 0.5])
+    for f in (gaussian.lowrank_minimizer, gaussian.lowrank_minimum):
+        with pytest.raises(InvalidInputError, match="^n_e="):
+            f(cov, 3, 3)
+        assert np.all(np.isfinite(f(cov, 3, 2)))
+    with pytest.raises(InvalidInputError, match="^m1="):
+        gaussian.gaussian_kl_batch(np.zeros((1, 0)), np.zeros((1, 0, 0)), np.zeros((1, 0)),
+                                   np.zeros((1, 0, 0)))
