@@ -638,3 +638,45 @@ def test_tilt_limit_names_the_culprit():
         variants.l2_kl_terms(2e6 * g, g, 1.0, cov, 1)
     with pytest.raises(InvalidInputError, match="^G_v="):
         variants.l2_conditionals(g, np.ones((2, 1)), 1.0, cov, 1)  # n_e of G_v != n_e of G_u
+
+
+def test_variant_arguments_named_and_bounded():
+    # Contract: InvalidInputError starting "<argument>="; n_e <= min(n_u, n_v).
+    m = _model(64, 3, 2, 1)
+    ones_u, ones_v = np.ones((1, m.n_u)), np.ones((1, m.n_v))
+    cases = [
+        ("n_e", lambda: variants.projected_regression_maps(m.cov, m.n_u, 3)),
+        ("n_e", lambda: variants.l2_one_sided_minimizer(m.cov, m.n_u, 3)),
+        ("n_e", lambda: variants.l2_one_sided_minimum(m.cov, m.n_u, 3)),
+        ("H_u", lambda: variants.l2_infonce_terms_grad(2e6 * ones_u, ones_v, m.cov, m.n_u)),
+        ("H_v", lambda: variants.l2_infonce_terms_grad(ones_u, np.ones((1, m.n_v + 1)), m.cov, m.n_u)),
+        ("sigma", lambda: variants.two_sided_diagonal_value([-0.2])),
+        ("sigma", lambda: variants.two_sided_diagonal_value([np.nan])),
+        ("sigma", lambda: variants.two_sided_diagonal_value([[0.5]])),
+    ]
+    for name, call in cases:
+        with pytest.raises(InvalidInputError, match=rf"^{name}="):
+            call()
+    # the tilt limit of the scaled encoders is |H C H^T| <= 1e12 (tau = 1): 1.5e12 is refused
+    C_uu = m.cov[: m.n_u, : m.n_u]
+    g = np.ones((1, m.n_u))
+    H = g * np.sqrt(1.5e12 / float((g @ C_uu @ g.T)[0, 0]))
+    with pytest.raises(InvalidInputError, match="^H_u="):
+        variants.l2_infonce_terms_grad(H, ones_v, m.cov, m.n_u)
+
+
+def test_one_sided_minimizer_default_temperature_is_one():
+    # tau defaults to 1: b = s / sqrt(1 - s^2), a = 1 / sqrt(1 - s^2) on the top pair
+    cov = gaussian.joint_covariance(np.eye(2), np.eye(2), [0.6, 0.3])
+    G_u, G_v = variants.l2_one_sided_minimizer(cov, 2, 1)
+    np.testing.assert_allclose(np.abs(G_u), [[1 / np.sqrt(1 - 0.36), 0.0]], atol=1e-14)
+    np.testing.assert_allclose(np.abs(G_v), [[0.6 / np.sqrt(1 - 0.36), 0.0]], atol=1e-14)
+
+
+def test_two_sided_diagonal_value_raises_no_warning():
+    # a mistyped optimiser option would only warn (OptimizeWarning): warnings are errors here
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert variants.two_sided_diagonal_value([0.5]) > 0
