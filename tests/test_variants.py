@@ -680,3 +680,15 @@ def test_two_sided_diagonal_value_raises_no_warning():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert variants.two_sided_diagonal_value([0.5]) > 0
+
+
+def test_balanced_loss_grad_default_divergence_and_errors():
+    # documented default: the forward divergence; Theorem 3.2 at lambda = 1/2 makes the
+    # forward gradient that of L_clip + I, i.e. -C_uv + C_uu A C_vv (MATH.md §4.1)
+    m = _model(65, 2, 3, 1)
+    A = np.random.default_rng(65).standard_normal((2, 3))
+    C_uu, C_uv, C_vv = gaussian.split_covariance(m.cov, 2)
+    np.testing.assert_allclose(variants.bilinear_balanced_loss_grad(A, m.cov, 2, 0.5),
+                               -C_uv + C_uu @ A @ C_vv, atol=TOL)
+    with pytest.raises(InvalidInputError, match="^divergence="):
+        variants.bilinear_balanced_loss_grad(A, m.cov, 2, 0.5, divergence="both")
