@@ -692,3 +692,37 @@ def test_balanced_loss_grad_default_divergence_and_errors():
                                -C_uv + C_uu @ A @ C_vv, atol=TOL)
     with pytest.raises(InvalidInputError, match="^divergence="):
         variants.bilinear_balanced_loss_grad(A, m.cov, 2, 0.5, divergence="both")
+
+
+def test_kl_terms_defaults_names_and_tilt_boundaries():
+    import warnings
+
+    m = _model(66, 2, 2, 1)
+    A = np.random.default_rng(66).standard_normal((2, 2))
+    # default divergence is the forward KL; by Theorem 3.2 each forward term of the
+    # bilinear model is L_clip + I (MATH.md §4.1: both equal 1/2|B-K|^2 - 1/2|K|^2 + I)
+    kv, ku = variants.bilinear_kl_terms(A, m.cov, 2)
+    target = gaussian.population_clip_loss(A, m.cov, 2) + gaussian.mutual_information(m.cov, 2)
+    assert kv == pytest.approx(target, abs=TOL) and ku == pytest.approx(target, abs=TOL)
+    ones = np.ones((1, 2))
+    cases = [
+        ("divergence", lambda: variants.bilinear_kl_terms(A, m.cov, 2, divergence="both")),
+        ("divergence", lambda: variants.l2_kl_terms(ones, ones, 1.0, m.cov, 2, divergence="both")),
+        ("A", lambda: variants.bilinear_kl_terms(1e200 * np.ones((2, 2)), m.cov, 2)),
+        ("G_u", lambda: variants.l2_conditionals(np.zeros((0, 2)), np.zeros((0, 2)), 1.0, m.cov, 2)),
+        ("G_u", lambda: variants.l2_conditionals([[np.nan, 0.0]], ones, 1.0, m.cov, 2)),
+        ("G_u", lambda: variants.l2_kl_terms(1e200 * ones, ones, 1.0, m.cov, 2)),
+    ]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # overflow inside the checks is no warning
+        for name, call in cases:
+            with pytest.raises(InvalidInputError, match=rf"^{name}="):
+                call()
+    # TILT_LIMIT = 1e12 on the spectral norm |G C G^T|_2 / tau, inclusive:
+    eye = np.eye(2)
+    g = np.array([[1e6]])                           # |G C G^T| = 1e12 exactly
+    variants.l2_conditionals(g, g, 1.0, eye, 1)     # at the limit: accepted
+    with pytest.raises(InvalidInputError, match="^tau="):  # encoder at the limit, tau blamed
+        variants.l2_conditionals(g, g, 0.5, eye, 1)
+    G = np.sqrt(0.9e12) * np.eye(2)                  # spectral 0.9e12, Frobenius 1.27e12
+    variants.l2_conditionals(G, G, 1.0, np.eye(4), 2)
