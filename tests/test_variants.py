@@ -726,3 +726,16 @@ def test_kl_terms_defaults_names_and_tilt_boundaries():
         variants.l2_conditionals(g, g, 0.5, eye, 1)
     G = np.sqrt(0.9e12) * np.eye(2)                  # spectral 0.9e12, Frobenius 1.27e12
     variants.l2_conditionals(G, G, 1.0, np.eye(4), 2)
+
+
+def test_tilt_check_of_mixed_sign_huge_encoder_raises_no_warning():
+    # G C G^T of a huge encoder with entries of both signs is inf - inf (NumPy "invalid"):
+    # still the InvalidInputError naming the encoder, and no warning
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(InvalidInputError, match="^G_u="):
+            variants.l2_conditionals(1e200 * np.array([[1.0, -1.0]]), np.ones((1, 2)), 1.0,
+                                     np.array([[1.0, 0.3, 0.2, 0.0], [0.3, 1.0, 0.0, 0.1],
+                                               [0.2, 0.0, 1.0, 0.0], [0.0, 0.1, 0.0, 1.0]]), 2)
