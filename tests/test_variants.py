@@ -736,6 +736,7 @@ def test_tilt_check_of_mixed_sign_huge_encoder_raises_no_warning():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         with pytest.raises(InvalidInputError, match="^G_u="):
-            variants.l2_conditionals(1e200 * np.array([[1.0, -1.0]]), np.ones((1, 2)), 1.0,
-                                     np.array([[1.0, 0.3, 0.2, 0.0], [0.3, 1.0, 0.0, 0.1],
-                                               [0.2, 0.0, 1.0, 0.0], [0.0, 0.1, 0.0, 1.0]]), 2)
+            # (G C)_1 = 2e308 - 2e308 with C_uu = [[2, 2], [2, 3]]: inf - inf
+            cov = np.eye(4)
+            cov[:2, :2] = [[2.0, 2.0], [2.0, 3.0]]
+            variants.l2_conditionals(1e308 * np.array([[1.0, -1.0]]), np.ones((1, 2)), 1.0, cov, 2)
