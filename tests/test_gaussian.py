@@ -204,6 +204,8 @@ def test_joint_covariance_realises_the_prescribed_directions():
         U, V = _orthonormal(rng, n_u, n_u), _orthonormal(rng, n_v, n_v)
         sigma = np.array([0.9, 0.4])[:r]
         cov = gaussian.joint_covariance(C_uu, C_vv, sigma, U, V)
+        # only the first r columns matter: (n, r) matrices give the same covariance
+        np.testing.assert_array_equal(gaussian.joint_covariance(C_uu, C_vv, sigma, U[:, :r], V[:, :r]), cov)
         np.testing.assert_array_equal(cov[:n_u, :n_u], C_uu)
         np.testing.assert_array_equal(cov[n_u:, n_u:], C_vv)
         np.testing.assert_array_equal(cov, cov.T)
@@ -245,7 +247,7 @@ def test_joint_covariance_rejects_what_its_docstring_excludes(bad):
     kw = dict(bad)
     sigma = kw.pop("sigma")
     name = "sigma" if not kw else next(iter(kw))
-    with pytest.raises(InvalidInputError, match=name):
+    with pytest.raises(InvalidInputError, match=rf"^{name}="):
         gaussian.joint_covariance(np.eye(3), np.eye(2), sigma, **kw)
 
 
@@ -507,6 +509,11 @@ def test_joint_covariance_errors_name_the_argument():
         ("sigma", lambda: gaussian.joint_covariance(np.eye(2), np.eye(2), [np.nan])),
         ("U", lambda: gaussian.joint_covariance(np.eye(2), np.eye(2), [0.5], U=[1.0, 0.0])),
         ("V", lambda: gaussian.joint_covariance(np.eye(2), np.eye(2), [0.5], V=np.full((2, 1), np.inf))),
+        ("V", lambda: gaussian.joint_covariance(np.eye(2), np.eye(2), [0.5], V=[1.0, 0.0])),
+        # columns orthogonal to atol 1e-10 (np.allclose; its rtol only widens the diagonal):
+        # an inner product of 1e-9 between two columns is refused
+        ("U", lambda: gaussian.joint_covariance(np.eye(2), np.eye(2), [0.5, 0.4], U=[[1.0, 1e-9], [0.0, 1.0]])),
+        ("V", lambda: gaussian.joint_covariance(np.eye(2), np.eye(2), [0.5, 0.4], V=[[1.0, 1e-9], [0.0, 1.0]])),
     ]
     for name, call in cases:
         with pytest.raises(InvalidInputError, match=rf"^{name}="):
