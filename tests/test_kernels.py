@@ -391,3 +391,20 @@ def test_kernel_passes_with_tiny_tiles_against_scipy(bj, bi, n_chunks, kind):
     scale = max(np.abs(W @ Ya).max(), np.abs(W.T @ Xa).max())
     np.testing.assert_allclose(gX, W @ Ya, rtol=0, atol=1e-12 * scale)
     np.testing.assert_allclose(gY, W.T @ Xa, rtol=0, atol=1e-12 * scale)
+
+
+def test_exp_row_to_a_few_ulp_and_zero_below_the_floor():
+    # Documented: exp(x - shift) with max relative error about 1 ulp, 0 below e^-708.
+    # Against NumPy's exp (correctly rounded to < 1 ulp): 4 eps relative allows both
+    # errors plus the rounding of x - shift; the degree-13 Taylor terms matter at ~1e-14.
+    from numerics import _kernels
+
+    x = np.concatenate([np.linspace(-700.0, 700.0, 2001), [-0.3465, 0.3465, 0.0, 1e-3]])
+    out = np.empty_like(x)
+    _kernels._exp_row(x, 0.0, out, np.empty(x.size, dtype=np.int64))
+    np.testing.assert_allclose(out, np.exp(x), rtol=4 * np.finfo(float).eps, atol=0)
+    low = np.array([-707.0, -708.5, -1000.0])
+    out = np.empty(3)
+    _kernels._exp_row(low, 0.0, out, np.empty(3, dtype=np.int64))
+    assert out[0] == pytest.approx(np.exp(-707.0), rel=4 * np.finfo(float).eps)
+    np.testing.assert_array_equal(out[1:], 0.0)
