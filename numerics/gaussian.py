@@ -499,9 +499,14 @@ def joint_covariance(C_uu, C_vv, sigma, U=None, V=None):
 # finite-sample bias of the batch loss (Proposition N1)
 # --------------------------------------------------------------------------
 def _det_half(M):
-    sign, logdet = np.linalg.slogdet(M)
-    if sign <= 0:
+    r""":math:`\det(M)^{-1/2}` for :math:`M = I - QC`, or ``inf`` when
+    :math:`E e^{x^TQx/2}` diverges.  :math:`QC` is similar to the symmetric
+    :math:`C^{1/2}QC^{1/2}`, so :math:`M` has real eigenvalues, and the integral
+    converges iff all of them are positive: the sign of :math:`\det M` alone
+    misses an even number of non-positive ones."""
+    if not np.min(np.linalg.eigvals(M).real) > 0:
         return np.inf
+    sign, logdet = np.linalg.slogdet(M)
     return float(np.exp(-0.5 * logdet))
 
 
@@ -532,6 +537,10 @@ def batch_loss_bias(A, cov, n_u):
     Qr = np.block([[-Mv, A], [A.T, Z]])
     Qc = np.block([[np.zeros((n_u, n_u)), A], [A.T, -Mu]])
     I = np.eye(cov.shape[0])
-    b_row = _det_half(I - Qr @ cov) - 0.5 * _det_half(np.eye(n_u) - 2 * Mv @ C_uu) - 0.5
-    b_col = _det_half(I - Qc @ cov) - 0.5 * _det_half(np.eye(n_v) - 2 * Mu @ C_vv) - 0.5
+    halves = (_det_half(I - Qr @ cov), _det_half(np.eye(n_u) - 2 * Mv @ C_uu),
+              _det_half(I - Qc @ cov), _det_half(np.eye(n_v) - 2 * Mu @ C_vv))
+    if not all(np.isfinite(h) for h in halves):  # documented: inf, not -inf or inf - inf
+        return np.inf
+    b_row = halves[0] - 0.5 * halves[1] - 0.5
+    b_col = halves[2] - 0.5 * halves[3] - 0.5
     return 0.5 * (b_row + b_col)

@@ -210,10 +210,11 @@ def bilinear_kl_terms(A, cov, n_u, *, divergence="forward"):
     cov, n_u = _validated(cov, n_u)
     A = as_bilinear(A, n_u, cov.shape[0] - n_u)
     divergence = as_choice(divergence, DIVERGENCES, "divergence")
-    if divergence == "forward":
-        terms = gaussian._expected_kl_terms(A, cov, n_u)
-    else:
-        terms = _kl_terms(gaussian.bilinear_model_conditionals(A, cov, n_u), cov, n_u, divergence)
+    with np.errstate(over="ignore", invalid="ignore"):  # overflow is reported by _finite_terms
+        if divergence == "forward":
+            terms = gaussian._expected_kl_terms(A, cov, n_u)
+        else:
+            terms = _kl_terms(gaussian.bilinear_model_conditionals(A, cov, n_u), cov, n_u, divergence)
     return _finite_terms(terms, "A")
 
 

@@ -227,3 +227,184 @@ def test_reference_loss_of_huge_finite_logits():
     assert K.clip_loss_from_logits([[1e308, 0.0], [0.0, 1e308]]) == 0.0
     with pytest.raises(InvalidInputError, match="F="):  # a spread of 2e308 is beyond float64
         K.clip_loss_from_logits([[-1e308, 1e308], [1e308, -1e308]])
+
+
+# --------------------------------------------------------------------------
+# Checks added by mutation testing (docs/mutation.md).  The reference here is
+# built by hand from the definition: logits by numpy broadcasting, L_N with
+# scipy's logsumexp, dL/dF = (P + Q)/(2N) - I/N with softmaxes from scipy --
+# none of numerics.infonce / numerics.kernels.
+# --------------------------------------------------------------------------
+def _hand_logits(za, zb, tau, sim):
+    za, zb = np.asarray(za, np.float64), np.asarray(zb, np.float64)
+    if sim == "dot":
+        return za @ zb.T / tau
+    if sim == "l2":
+        return -0.5 * np.sum((za[:, None, :] - zb[None, :, :]) ** 2, axis=2) / tau
+    x = za / np.linalg.norm(za, axis=1, keepdims=True)
+    y = zb / np.linalg.norm(zb, axis=1, keepdims=True)
+    return x @ y.T / tau
+
+
+def _hand_loss_and_dF(F):
+    from scipy.special import logsumexp, softmax
+
+    N = F.shape[0]
+    loss = -np.trace(F) / N + 0.5 * np.mean(logsumexp(F, axis=1)) + 0.5 * np.mean(logsumexp(F, axis=0))
+    W = (softmax(F, axis=1) + softmax(F, axis=0)) / (2 * N) - np.eye(N) / N
+    return loss, W
+
+
+def test_cosine_of_prenormalised_embeddings_is_dot():
+    # Unit rows (the usual CLIP input): cosine logits are the dot logits, and the cosine
+    # gradient is the dot gradient projected on the tangent space of the sphere,
+    # g - a (a . g).  Rescaling the rows by c > 0 leaves the loss and divides the
+    # gradient by c.  Float64 on logits O(1/tau) = O(3): 1e-12 as REL64 above.
+    rng = np.random.default_rng(41)
+    za, zb = data(rng, 9, 4)
+    za /= np.linalg.norm(za, axis=1, keepdims=True)
+    zb /= np.linalg.norm(zb, axis=1, keepdims=True)
+    tau = 0.35
+    F = _hand_logits(za, zb, tau, "dot")
+    ref, W = _hand_loss_and_dF(F)
+    loss, ga, gb = K.clip_loss_and_grad(za, zb, tau, "cosine")
+    assert loss == pytest.approx(ref, rel=REL64)
+    assert K.clip_loss(za, zb, tau, "cosine") == pytest.approx(ref, rel=REL64)
+    gd_a, gd_b = W @ zb / tau, W.T @ za / tau
+    ra = gd_a - za * np.sum(za * gd_a, axis=1, keepdims=True)
+    rb = gd_b - zb * np.sum(zb * gd_b, axis=1, keepdims=True)
+    np.testing.assert_allclose(ga, ra, rtol=0, atol=REL64 * np.abs(ra).max())
+    np.testing.assert_allclose(gb, rb, rtol=0, atol=REL64 * np.abs(rb).max())
+    c_a, c_b = 3.0, 0.25
+    loss2, ga2, gb2 = K.clip_loss_and_grad(c_a * za, c_b * zb, tau, "cosine")
+    assert loss2 == pytest.approx(ref, rel=REL64)
+    np.testing.assert_allclose(ga2, ra / c_a, rtol=0, atol=REL64 * np.abs(ra).max() / c_a)
+    np.testing.assert_allclose(gb2, rb / c_b, rtol=0, atol=REL64 * np.abs(rb).max() / c_b)
+
+
+@pytest.mark.parametrize("sim", SIMS)
+def test_one_latent_dimension_by_hand(sim):
+    # n_e = 1: every similarity has a hand form; under cosine s = sign(a) sign(b), which
+    # does not depend on |a|, |b|, so the cosine gradient is exactly 0.
+    rng = np.random.default_rng(43)
+    za, zb = data(rng, 6, 1)
+    tau = 0.7
+    F = _hand_logits(za, zb, tau, sim)
+    if sim == "cosine":
+        np.testing.assert_array_equal(F, np.sign(za) @ np.sign(zb).T / tau)
+    ref, W = _hand_loss_and_dF(F)
+    loss, ga, gb = K.clip_loss_and_grad(za, zb, tau, sim)
+    assert loss == pytest.approx(ref, rel=REL64)
+    assert ga.shape == gb.shape == (6, 1)
+    if sim == "dot":
+        ra, rb = W @ zb / tau, W.T @ za / tau
+    elif sim == "l2":  # dF_ij/da_i = -(a_i - b_j)/tau, dF_ij/db_j = (a_i - b_j)/tau
+        D = za - zb.T
+        ra = -np.sum(W * D, axis=1, keepdims=True) / tau
+        rb = np.sum(W * D, axis=0)[:, None] / tau
+    else:
+        ra = rb = np.zeros((6, 1))
+    scale = max(np.abs(ra).max(), np.abs(rb).max(), 1.0)
+    np.testing.assert_allclose(ga, ra, rtol=0, atol=REL64 * scale)
+    np.testing.assert_allclose(gb, rb, rtol=0, atol=REL64 * scale)
+
+
+def test_dtype_promotion_with_float64_first():
+    # float64 za with float32 zb: promoted to float64 (documented), i.e. the same result
+    # as with zb converted to float64 by hand, to float64 rounding.
+    rng = np.random.default_rng(47)
+    za, zb = data(rng, 8, 3)
+    zb32 = zb.astype(np.float32)
+    for sim in SIMS:
+        loss, ga, gb = K.clip_loss_and_grad(za, zb32, 0.5, sim)
+        assert loss.dtype == ga.dtype == gb.dtype == np.float64
+        assert K.clip_loss(za, zb32, 0.5, sim).dtype == np.float64
+        ref, _ = _hand_loss_and_dF(_hand_logits(za, zb32.astype(np.float64), 0.5, sim))
+        assert loss == pytest.approx(ref, rel=REL64)
+    # integers are converted to float64 too
+    zi = np.array([[1, 0], [0, 2], [1, 1]])
+    loss = K.clip_loss(zi, zi, 1.0)
+    assert loss.dtype == np.float64
+    assert loss == pytest.approx(_hand_loss_and_dF(_hand_logits(zi, zi, 1.0, "dot"))[0], rel=REL64)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_l2_centring_under_a_large_common_offset(dtype):
+    # L_N and its gradients under the L2 similarity are translation invariant.  Add 1e6
+    # (float64) / 1e3 (float32) to every embedding; the reference is computed in float64
+    # from the offset data minus the offset, subtracted by hand (exact by Sterbenz's
+    # lemma: both numbers lie within a factor 2).  Without the centring, the expansion
+    # -|a-b|^2/2 = <a,b> - |a|^2/2 - |b|^2/2 would cancel terms of size offset^2 n_e/tau
+    # ~ 1e12 and keep ~4 digits in float64.  With it the loss keeps the dtype's
+    # accuracy on logits O(10): 1e-12 (float64) / 1e-4 (float32: eps 1.2e-7 times
+    # logits O(10) times log N, with a margin of ~10) relative.
+    offset, rel = (1e6, 1e-12) if dtype == np.float64 else (1e3, 1e-4)
+    rng = np.random.default_rng(53)
+    za, zb = data(rng, 20, 3, dtype)
+    za_off, zb_off = za + dtype(offset), zb + dtype(offset)
+    za_ref = za_off.astype(np.float64) - offset
+    zb_ref = zb_off.astype(np.float64) - offset
+    tau = 0.5
+    ref, W = _hand_loss_and_dF(_hand_logits(za_ref, zb_ref, tau, "l2"))
+    loss, ga, gb = K.clip_loss_and_grad(za_off, zb_off, tau, "l2")
+    assert loss.dtype == dtype
+    assert abs(float(loss) - ref) <= rel * max(abs(ref), 1.0)
+    assert abs(float(K.clip_loss(za_off, zb_off, tau, "l2")) - ref) <= rel * max(abs(ref), 1.0)
+    D = za_ref[:, None, :] - zb_ref[None, :, :]
+    ra = -np.einsum("ij,ijk->ik", W, D) / tau
+    rb = np.einsum("ij,ijk->jk", W, D) / tau
+    scale = max(np.abs(ra).max(), np.abs(rb).max())
+    np.testing.assert_allclose(ga, ra, rtol=0, atol=rel * scale)
+    np.testing.assert_allclose(gb, rb, rtol=0, atol=rel * scale)
+
+
+@pytest.mark.parametrize("bj, bi, n_chunks", [(4, 3, 1), (3, 5, 2), (16, 16, 3), (1, 1, 2)])
+@pytest.mark.parametrize("kind", ["dot", "affine", "far_rows"])
+def test_kernel_passes_with_tiny_tiles_against_scipy(bj, bi, n_chunks, kind):
+    # The numba passes on their own, with tiles much smaller than N so that every
+    # block/chunk boundary is crossed: r, c against scipy's logsumexp of the dense
+    # F = X Y^T + alpha + beta, and gX = W Ya, gY = W^T Xa with W built from scipy
+    # softmaxes.  "far_rows": rows ~1000 below the others, which take the direct
+    # fallback in both passes (their LSE would underflow the shared reference).
+    # Float64, logits O(1) (or O(1000) for far rows, exact shifts): 1e-12 relative.
+    from numerics import _kernels
+    from scipy.special import logsumexp, softmax
+
+    rng = np.random.default_rng(bj * 100 + bi * 10 + n_chunks)
+    N, n_e = 11, 3
+    X, Y = rng.standard_normal((N, n_e)), rng.standard_normal((N, n_e))
+    if kind == "dot":
+        alpha = beta = np.zeros(0)
+        F = X @ Y.T
+    else:
+        alpha, beta = rng.standard_normal(N), rng.standard_normal(N)
+        if kind == "far_rows":
+            alpha[[2, 7]] -= 1000.0
+        F = X @ Y.T + alpha[:, None] + beta[None, :]
+    r, c = _kernels.lse_pass(X, Y, alpha, beta, bj, bi, n_chunks)
+    np.testing.assert_allclose(r, logsumexp(F, axis=1), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(c, logsumexp(F, axis=0), rtol=1e-12, atol=1e-12)
+    W = (softmax(F, axis=1) + softmax(F, axis=0)) / (2 * N) - np.eye(N) / N
+    Xa = np.ascontiguousarray(np.hstack([X, np.ones((N, 1))]))
+    Ya = np.ascontiguousarray(np.hstack([Y, np.ones((N, 1))]))
+    gX, gY = _kernels.grad_pass(X, Y, Xa, Ya, alpha, beta, r, c, bj, bi, n_chunks)
+    scale = max(np.abs(W @ Ya).max(), np.abs(W.T @ Xa).max())
+    np.testing.assert_allclose(gX, W @ Ya, rtol=0, atol=1e-12 * scale)
+    np.testing.assert_allclose(gY, W.T @ Xa, rtol=0, atol=1e-12 * scale)
+
+
+def test_exp_row_to_a_few_ulp_and_zero_below_the_floor():
+    # Documented: exp(x - shift) with max relative error about 1 ulp, 0 below e^-708.
+    # Against NumPy's exp (correctly rounded to < 1 ulp): 4 eps relative allows both
+    # errors plus the rounding of x - shift; the degree-13 Taylor terms matter at ~1e-14.
+    from numerics import _kernels
+
+    x = np.concatenate([np.linspace(-700.0, 700.0, 2001), [-0.3465, 0.3465, 0.0, 1e-3]])
+    out = np.empty_like(x)
+    _kernels._exp_row(x, 0.0, out, np.empty(x.size, dtype=np.int64))
+    np.testing.assert_allclose(out, np.exp(x), rtol=4 * np.finfo(float).eps, atol=0)
+    low = np.array([-707.0, -708.5, -1000.0])
+    out = np.empty(3)
+    _kernels._exp_row(low, 0.0, out, np.empty(3, dtype=np.int64))
+    assert out[0] == pytest.approx(np.exp(-707.0), rel=4 * np.finfo(float).eps)
+    np.testing.assert_array_equal(out[1:], 0.0)

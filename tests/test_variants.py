@@ -447,3 +447,296 @@ def test_monte_carlo_balanced_kl_cosine_agrees_with_clip_route():
     I = gaussian.mutual_information(m.cov, m.n_u)
     assert est >= 0
     assert abs(est - I - clip.estimate) <= 5 * np.hypot(se, clip.standard_error)
+
+
+# --------------------------------------------------------------------------
+# Checks added by mutation testing (docs/mutation.md): each compares with an
+# independent computation (hand formula, another algorithm, a special case).
+# --------------------------------------------------------------------------
+# Well-conditioned models (condition <= 20, size <= 5): a correct float64 pipeline
+# of a few factorisations is accurate to ~1e3 eps ~ 2e-13; 1e-10 keeps a margin of
+# 500 and a wrong formula misses by O(0.01) or more.
+TOL = 1e-10
+
+
+def test_l2_conditionals_by_direct_inversion():
+    # Sigma_v = (C_vv^{-1} + G_v^T G_v / tau)^{-1} inverted directly (the library uses
+    # Woodbury), N_v = Sigma_v G_v^T G_u / tau, and symmetrically for u.
+    rng = np.random.default_rng(61)
+    m = _model(61, 3, 2, 2)
+    G_u, G_v = _encoders(rng, m)
+    tau = 0.6
+    C_uu, _, C_vv = gaussian.split_covariance(m.cov, m.n_u)
+    Sig_v = np.linalg.inv(np.linalg.inv(C_vv) + G_v.T @ G_v / tau)
+    Sig_u = np.linalg.inv(np.linalg.inv(C_uu) + G_u.T @ G_u / tau)
+    N_v, S_v, N_u, S_u = variants.l2_conditionals(G_u, G_v, tau, m.cov, m.n_u)
+    np.testing.assert_allclose(S_v, Sig_v, atol=TOL)
+    np.testing.assert_allclose(S_u, Sig_u, atol=TOL)
+    np.testing.assert_array_equal(S_v, S_v.T)
+    np.testing.assert_array_equal(S_u, S_u.T)
+    np.testing.assert_allclose(N_v, Sig_v @ G_v.T @ G_u / tau, atol=TOL)
+    np.testing.assert_allclose(N_u, Sig_u @ G_u.T @ G_v / tau, atol=TOL)
+
+
+def _sigma_point_average(f, C):
+    """E f(x), x ~ N(0, C), exactly for f quadratic: the 2n points +-sqrt(n) L e_i
+    (C = L L^T) with equal weights have mean 0 and second moment exactly C."""
+    n = C.shape[0]
+    L = np.linalg.cholesky(C)
+    pts = [s * np.sqrt(n) * L[:, i] for i in range(n) for s in (1.0, -1.0)]
+    return float(np.mean([f(x) for x in pts]))
+
+
+@pytest.mark.parametrize("divergence", ["forward", "reverse"])
+def test_l2_kl_terms_by_pointwise_gaussian_kl(divergence):
+    # E_x KL of the conditionals = the average over x of the pointwise Gaussian KL
+    # (numerics.gaussian.gaussian_kl at each x), which is quadratic in x: the sigma-point
+    # average is exact.  Conditionals: model from l2_conditionals (checked above by
+    # direct inversion), data from the precision matrix (Schur complements).
+    rng = np.random.default_rng(62)
+    m = _model(62, 2, 3, 2)
+    G_u, G_v = _encoders(rng, m)
+    tau = 0.9
+    N_v, Sig_v, N_u, Sig_u = variants.l2_conditionals(G_u, G_v, tau, m.cov, m.n_u)
+    P = np.linalg.inv(m.cov)
+    n_u = m.n_u
+    S_v, S_u = np.linalg.inv(P[n_u:, n_u:]), np.linalg.inv(P[:n_u, :n_u])
+    M_v, M_u = -S_v @ P[n_u:, :n_u], -S_u @ P[:n_u, n_u:]
+    C_uu, _, C_vv = gaussian.split_covariance(m.cov, n_u)
+
+    def kl(mt, St, mm, Sm):
+        return gaussian.gaussian_kl(mt, St, mm, Sm) if divergence == "forward" else \
+            gaussian.gaussian_kl(mm, Sm, mt, St)
+
+    ref_v = _sigma_point_average(lambda x: kl(M_v @ x, S_v, N_v @ x, Sig_v), C_uu)
+    ref_u = _sigma_point_average(lambda y: kl(M_u @ y, S_u, N_u @ y, Sig_u), C_vv)
+    kv, ku = variants.l2_kl_terms(G_u, G_v, tau, m.cov, n_u, divergence=divergence)
+    assert kv == pytest.approx(ref_v, abs=TOL) and ku == pytest.approx(ref_u, abs=TOL)
+    kv_b, ku_b = variants.bilinear_kl_terms(G_u.T @ G_v / tau, m.cov, n_u, divergence=divergence)
+    N_vb, Sb_v, N_ub, Sb_u = gaussian.bilinear_model_conditionals(G_u.T @ G_v / tau, m.cov, n_u)
+    assert kv_b == pytest.approx(_sigma_point_average(
+        lambda x: kl(M_v @ x, S_v, N_vb @ x, Sb_v), C_uu), abs=TOL)
+    assert ku_b == pytest.approx(_sigma_point_average(
+        lambda y: kl(M_u @ y, S_u, N_ub @ y, Sb_u), C_vv), abs=TOL)
+    # the balanced losses weigh them lambda (u|v) and 1 - lambda (v|u)
+    for lam in (0.0, 0.3, 1.0):
+        assert variants.l2_balanced_loss(G_u, G_v, tau, m.cov, n_u, lam, divergence=divergence) == \
+            pytest.approx(lam * ref_u + (1 - lam) * ref_v, abs=TOL)
+
+
+def test_balanced_loss_by_hand():
+    assert variants.balanced_loss(1.0, 3.0, 0.25) == 0.25 * 3.0 + 0.75 * 1.0
+    assert variants.balanced_loss(1.0, 3.0, 0.0) == 1.0
+    assert variants.balanced_loss(1.0, 3.0, 1.0) == 3.0
+    assert variants.balanced_loss(np.float32(2.0), 0, 0.5) == 1.0
+    for bad in (np.nan, -0.1, np.inf, [1.0], True, "1"):
+        with pytest.raises(InvalidInputError, match="^kl_v="):
+            variants.balanced_loss(bad, 1.0, 0.5)
+
+
+def _diag_model(sigma, d_u=(1.0, 4.0, 2.0), d_v=(9.0, 0.5)):
+    return gaussian.joint_covariance(np.diag(d_u), np.diag(d_v), sigma), np.array(d_u), np.array(d_v)
+
+
+def test_projected_regression_maps_truncated_by_hand():
+    # Diagonal marginals D_u, D_v and identity directions: C_uv = D_u^{1/2} diag(sigma) D_v^{1/2},
+    # K = diag(sigma), so P_v M_v = D_v^{1/2} diag(sigma_1, 0)^T D_u^{-1/2} for n_e = 1.
+    cov, d_u, d_v = _diag_model([0.8, 0.5])
+    PM_v, PM_u = variants.projected_regression_maps(cov, 3, 1)
+    S = np.zeros((3, 2))
+    S[0, 0] = 0.8
+    expected_u = np.sqrt(d_u)[:, None] * S / np.sqrt(d_v)[None, :]
+    expected_v = np.sqrt(d_v)[:, None] * S.T / np.sqrt(d_u)[None, :]
+    assert PM_v.shape == (2, 3) and PM_u.shape == (3, 2)
+    np.testing.assert_allclose(PM_v, expected_v, atol=1e-14)
+    np.testing.assert_allclose(PM_u, expected_u, atol=1e-14)
+
+
+def test_one_sided_minimizer_by_hand():
+    # Identity marginals, identity directions: canonical coordinates are the coordinates, so
+    # G_u = diag(a) and G_v = diag(b) on the top n_e pairs with b^2 = tau s^2/(1 - s^2),
+    # a b = tau s/(1 - s^2) (Proposition G3); a zero correlation leaves the pair at 0.
+    tau = 0.7
+    cov = gaussian.joint_covariance(np.eye(3), np.eye(2), [0.6, 0.0])
+    G_u, G_v = variants.l2_one_sided_minimizer(cov, 3, 2, tau=tau)
+    assert G_u.shape == (2, 3) and G_v.shape == (2, 2)
+    s = 0.6
+    b = np.sqrt(tau * s**2 / (1 - s**2))
+    a = tau * s / (1 - s**2) / b
+    np.testing.assert_allclose(np.abs(G_u), [[a, 0, 0], [0, 0, 0]], atol=1e-14)
+    np.testing.assert_allclose(np.abs(G_v), [[b, 0], [0, 0]], atol=1e-14)
+    assert G_u[0, 0] * G_v[0, 0] > 0  # same canonical sign on both sides
+    # the minimum: -1/2 sum_{i > n_e} log(1 - s_i^2), here n_e = 1 and the rest is 0
+    cov = gaussian.joint_covariance(np.eye(3), np.eye(3), [0.8, 0.5, 0.3])
+    assert variants.l2_one_sided_minimum(cov, 3, 1) == pytest.approx(
+        -0.5 * (np.log(1 - 0.25) + np.log(1 - 0.09)), rel=1e-14)
+
+
+def _one_pair_two_sided_by_hand(c, s):
+    # One canonical pair, unit variances, scalar encoders a = b = c at tau = 1:
+    # Sigma = 1/(1 + c^2), model mean Sigma c^2 x, data N(s x, 1 - s^2); both directions
+    # are equal by symmetry: E KL = 1/2[(1-s^2)/Sigma - 1 + (Sigma c^2 - s)^2/Sigma
+    # + log(Sigma/(1-s^2))].
+    Sig = 1.0 / (1.0 + c**2)
+    return 0.5 * ((1 - s**2) / Sig - 1 + (Sig * c**2 - s) ** 2 / Sig + np.log(Sig / (1 - s**2)))
+
+
+def test_two_sided_diagonal_value_by_hand():
+    from scipy.optimize import minimize_scalar
+
+    def pair_min(s):
+        res = minimize_scalar(lambda t: _one_pair_two_sided_by_hand(np.exp(t), s),
+                              bounds=(-12, 6), method="bounded", options={"xatol": 1e-12})
+        return res.fun
+
+    # the minimum of a smooth function is insensitive to the argmin to first order:
+    # both optimisers land within 1e-10 of it, values agree to ~1e-18; 1e-12 margin.
+    sigma = [0.7, 0.0, 0.4]
+    assert variants.two_sided_diagonal_value(sigma) == pytest.approx(pair_min(0.7) + pair_min(0.4),
+                                                                     abs=1e-12)
+    assert variants.two_sided_diagonal_value([0.0, 0.0]) == 0.0
+    assert _one_pair_two_sided_by_hand(1.0, 0.5) == pytest.approx(
+        0.5 * sum(variants.l2_kl_terms([[1.0]], [[1.0]], 1.0, np.array([[1.0, 0.5], [0.5, 1.0]]), 1)),
+        rel=1e-13)
+    with pytest.raises(InvalidInputError, match="^sigma="):
+        variants.two_sided_diagonal_value([0.5, 1.0])
+
+
+def test_l2_balanced_objective_matches_kl_route_and_finite_differences():
+    # The InfoNCE-route objective (H = G / sqrt(tau), so tau = 1) equals the KL-route
+    # forward L_lambda, and its gradient matches central differences (h = 1e-5:
+    # truncation ~1e-10, rounding ~1e-11; 1e-6 relative as in the tests above).
+    rng = np.random.default_rng(63)
+    m = _model(63, 3, 2, 2)
+    H_u, H_v = _encoders(rng, m, scale=0.5)
+    for lam in (0.0, 0.35, 1.0):
+        obj = variants.l2_balanced_objective(m.cov, m.n_u, lam)
+        value, (g_u, g_v) = obj(H_u, H_v)
+        assert value == pytest.approx(variants.l2_balanced_loss(H_u, H_v, 1.0, m.cov, m.n_u, lam),
+                                      abs=TOL)
+        for which, g in ((0, g_u), (1, g_v)):
+            D = rng.standard_normal(g.shape)
+            h = 1e-5
+            pair_p, pair_m = [H_u, H_v], [H_u, H_v]
+            pair_p[which] = pair_p[which] + h * D
+            pair_m[which] = pair_m[which] - h * D
+            fd = (obj(*pair_p)[0] - obj(*pair_m)[0]) / (2 * h)
+            assert abs(fd - np.sum(g * D)) <= 1e-6 * max(1.0, abs(fd))
+
+
+def test_tilt_limit_names_the_culprit():
+    # |G C G^T| / tau beyond TILT_LIMIT = 1e12: the temperature is blamed when the encoder
+    # alone is fine (|G C G^T| <= 1e12), the encoder otherwise.
+    cov = np.eye(2)
+    g = np.array([[1.0]])
+    with pytest.raises(InvalidInputError, match="^tau="):
+        variants.l2_conditionals(g, g, 1e-13, cov, 1)
+    variants.l2_conditionals(g, g, 1.01e-12, cov, 1)  # 1/tau just below the limit
+    with pytest.raises(InvalidInputError, match="^G_v="):
+        variants.l2_conditionals(g, 2e6 * g, 1.0, cov, 1)  # |G C G^T| = 4e12
+    with pytest.raises(InvalidInputError, match="^G_u="):
+        variants.l2_kl_terms(2e6 * g, g, 1.0, cov, 1)
+    with pytest.raises(InvalidInputError, match="^G_v="):
+        variants.l2_conditionals(g, np.ones((2, 1)), 1.0, cov, 1)  # n_e of G_v != n_e of G_u
+
+
+def test_variant_arguments_named_and_bounded():
+    # Contract: InvalidInputError starting "<argument>="; n_e <= min(n_u, n_v).
+    m = _model(64, 3, 2, 1)
+    ones_u, ones_v = np.ones((1, m.n_u)), np.ones((1, m.n_v))
+    cases = [
+        ("n_e", lambda: variants.projected_regression_maps(m.cov, m.n_u, 3)),
+        ("n_e", lambda: variants.l2_one_sided_minimizer(m.cov, m.n_u, 3)),
+        ("n_e", lambda: variants.l2_one_sided_minimum(m.cov, m.n_u, 3)),
+        ("H_u", lambda: variants.l2_infonce_terms_grad(2e6 * ones_u, ones_v, m.cov, m.n_u)),
+        ("H_v", lambda: variants.l2_infonce_terms_grad(ones_u, np.ones((1, m.n_v + 1)), m.cov, m.n_u)),
+        ("sigma", lambda: variants.two_sided_diagonal_value([-0.2])),
+        ("sigma", lambda: variants.two_sided_diagonal_value([np.nan])),
+        ("sigma", lambda: variants.two_sided_diagonal_value([[0.5]])),
+    ]
+    for name, call in cases:
+        with pytest.raises(InvalidInputError, match=rf"^{name}="):
+            call()
+    # the tilt limit of the scaled encoders is |H C H^T| <= 1e12 (tau = 1): 1.5e12 is refused
+    C_uu = m.cov[: m.n_u, : m.n_u]
+    g = np.ones((1, m.n_u))
+    H = g * np.sqrt(1.5e12 / float((g @ C_uu @ g.T)[0, 0]))
+    with pytest.raises(InvalidInputError, match="^H_u="):
+        variants.l2_infonce_terms_grad(H, ones_v, m.cov, m.n_u)
+
+
+def test_one_sided_minimizer_default_temperature_is_one():
+    # tau defaults to 1: b = s / sqrt(1 - s^2), a = 1 / sqrt(1 - s^2) on the top pair
+    cov = gaussian.joint_covariance(np.eye(2), np.eye(2), [0.6, 0.3])
+    G_u, G_v = variants.l2_one_sided_minimizer(cov, 2, 1)
+    np.testing.assert_allclose(np.abs(G_u), [[1 / np.sqrt(1 - 0.36), 0.0]], atol=1e-14)
+    np.testing.assert_allclose(np.abs(G_v), [[0.6 / np.sqrt(1 - 0.36), 0.0]], atol=1e-14)
+
+
+def test_two_sided_diagonal_value_raises_no_warning():
+    # a mistyped optimiser option would only warn (OptimizeWarning): warnings are errors here
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert variants.two_sided_diagonal_value([0.5]) > 0
+
+
+def test_balanced_loss_grad_default_divergence_and_errors():
+    # documented default: the forward divergence; Theorem 3.2 at lambda = 1/2 makes the
+    # forward gradient that of L_clip + I, i.e. -C_uv + C_uu A C_vv (MATH.md §4.1)
+    m = _model(65, 2, 3, 1)
+    A = np.random.default_rng(65).standard_normal((2, 3))
+    C_uu, C_uv, C_vv = gaussian.split_covariance(m.cov, 2)
+    np.testing.assert_allclose(variants.bilinear_balanced_loss_grad(A, m.cov, 2, 0.5),
+                               -C_uv + C_uu @ A @ C_vv, atol=TOL)
+    with pytest.raises(InvalidInputError, match="^divergence="):
+        variants.bilinear_balanced_loss_grad(A, m.cov, 2, 0.5, divergence="both")
+
+
+def test_kl_terms_defaults_names_and_tilt_boundaries():
+    import warnings
+
+    m = _model(66, 2, 2, 1)
+    A = np.random.default_rng(66).standard_normal((2, 2))
+    # default divergence is the forward KL; by Theorem 3.2 each forward term of the
+    # bilinear model is L_clip + I (MATH.md §4.1: both equal 1/2|B-K|^2 - 1/2|K|^2 + I)
+    kv, ku = variants.bilinear_kl_terms(A, m.cov, 2)
+    target = gaussian.population_clip_loss(A, m.cov, 2) + gaussian.mutual_information(m.cov, 2)
+    assert kv == pytest.approx(target, abs=TOL) and ku == pytest.approx(target, abs=TOL)
+    ones = np.ones((1, 2))
+    cases = [
+        ("divergence", lambda: variants.bilinear_kl_terms(A, m.cov, 2, divergence="both")),
+        ("divergence", lambda: variants.l2_kl_terms(ones, ones, 1.0, m.cov, 2, divergence="both")),
+        ("A", lambda: variants.bilinear_kl_terms(1e200 * np.ones((2, 2)), m.cov, 2)),
+        ("G_u", lambda: variants.l2_conditionals(np.zeros((0, 2)), np.zeros((0, 2)), 1.0, m.cov, 2)),
+        ("G_u", lambda: variants.l2_conditionals([[np.nan, 0.0]], ones, 1.0, m.cov, 2)),
+        ("G_u", lambda: variants.l2_kl_terms(1e200 * ones, ones, 1.0, m.cov, 2)),
+    ]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # overflow inside the checks is no warning
+        for name, call in cases:
+            with pytest.raises(InvalidInputError, match=rf"^{name}="):
+                call()
+    # TILT_LIMIT = 1e12 on the spectral norm |G C G^T|_2 / tau, inclusive:
+    eye = np.eye(2)
+    g = np.array([[1e6]])                           # |G C G^T| = 1e12 exactly
+    variants.l2_conditionals(g, g, 1.0, eye, 1)     # at the limit: accepted
+    with pytest.raises(InvalidInputError, match="^tau="):  # encoder at the limit, tau blamed
+        variants.l2_conditionals(g, g, 0.5, eye, 1)
+    G = np.sqrt(0.9e12) * np.eye(2)                  # spectral 0.9e12, Frobenius 1.27e12
+    variants.l2_conditionals(G, G, 1.0, np.eye(4), 2)
+
+
+def test_tilt_check_of_mixed_sign_huge_encoder_raises_no_warning():
+    # G C G^T of a huge encoder with entries of both signs is inf - inf (NumPy "invalid"):
+    # still the InvalidInputError naming the encoder, and no warning
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(InvalidInputError, match="^G_u="):
+            # (G C)_1 = 2e308 - 2e308 with C_uu = [[2, 2], [2, 3]]: inf - inf
+            cov = np.eye(4)
+            cov[:2, :2] = [[2.0, 2.0], [2.0, 3.0]]
+            variants.l2_conditionals(1e308 * np.array([[1.0, -1.0]]), np.ones((1, 2)), 1.0, cov, 2)
