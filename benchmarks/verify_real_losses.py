@@ -33,8 +33,7 @@ LOSSES = {
 
 def run(target, extra, claim, similarity, seed, timeout):
     cmd = [sys.executable, "-m", "proofs_checks", "verify", target.split(" ")[0], "--claim", claim,
-           "--inputs", "embeddings", "--similarity", similarity, "--seed", str(seed), "--quiet",
-           "--json", str(ROOT / "benchmarks" / "results" / "_last_real_loss.json"), *extra]
+           "--inputs", "embeddings", "--similarity", similarity, "--seed", str(seed), "--quiet", *extra]
     t0 = time.perf_counter()
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=ROOT)
