@@ -122,7 +122,11 @@ DEFAULT_BUDGET = 60.0
 #: depend on the machine's load: a round costs sum(N^2) x (loss evaluations per
 #: step) / NOMINAL_RATE seconds, the rate measured on 2 cores for a numpy loss
 #: with a gradient (benchmarks/calibrate_verifier.py prints the real seconds).
-NOMINAL_RATE = 4.0e5
+#: Measured again after the dense InfoNCE moved off SciPy's array dispatch:
+#: 1.25e6 (round 1) and 1.36e6 (a round at N = 512) units per second on 2
+#: cores at a load of 2; the old 4e5 stopped one-directional InfoNCE one round
+#: short of a verdict on 10 of 70 seeds.
+NOMINAL_RATE = 1.2e6
 #: Adaptive rounds double the replicates up to this many, then the largest batch.
 MAX_REPLICATES = 32
 #: Largest batch the adaptive schedule will use (dense N x N logits: 128 MiB at 4096).
