@@ -127,6 +127,11 @@ DEFAULT_BUDGET = 60.0
 #: cores at a load of 2; the old 4e5 stopped one-directional InfoNCE one round
 #: short of a verdict on 10 of 70 seeds.
 NOMINAL_RATE = 1.2e6
+#: The same for a torch or JAX loss, whose calls carry the framework's overhead
+#: and often more work per logit (in-view negatives double N): 4e5, with which
+#: open_clip's and lightly's losses gave their verdicts within 5 minutes on 2
+#: busy cores (benchmarks/verify_real_losses.py).
+AUTOGRAD_RATE = 4.0e5
 #: Adaptive rounds double the replicates up to this many, then the largest batch.
 MAX_REPLICATES = 32
 #: Largest batch the adaptive schedule will use (dense N x N logits: 128 MiB at 4096).
@@ -390,10 +395,12 @@ def _as_margin(margin):
 
 
 def _round_cost(run, reps, new_sizes, finite_differences) -> float:
-    """Nominal seconds of an adaptive round for one model (:data:`NOMINAL_RATE`)."""
+    """Nominal seconds of an adaptive round for one model (:data:`NOMINAL_RATE`, or
+    :data:`AUTOGRAD_RATE` for a torch or JAX loss)."""
     sizes = sorted(set(run.sizes) | set(new_sizes)) if not new_sizes else list(new_sizes)
     per_fit = 1.0 + (2 * run.fam.size if finite_differences else 1.0)  # control + variant
-    return len(reps) * sum(N * N for N in sizes) * per_fit / NOMINAL_RATE
+    rate = NOMINAL_RATE if run.user is None or run.user.backend == "numpy" else AUTOGRAD_RATE
+    return len(reps) * sum(N * N for N in sizes) * per_fit / rate
 
 
 def _margin_text(claim, margin) -> str:
