@@ -701,8 +701,8 @@ def verify_variant(loss: Callable[[np.ndarray], float], *, claim: str, inputs: s
                     f"[{v.estimate.lower:.3g}, {v.estimate.upper:.3g}], margin {v.margin:.3g}, "
                     f"N <= {v.sizes[-1]}, {v.differences.shape[0]} replicates, "
                     f"{time.perf_counter() - t0:.1f} s")
-                if v.verdict != "inconclusive" or v.drifting:
-                    continue
+                if v.verdict != "inconclusive":
+                    continue  # a drifting model is never confirmed, but more data may refute it
                 R = len(run.chains)  # set-aside replicates count: their indices are taken
                 if R < MAX_REPLICATES:
                     plan[run.k] = (list(range(R, min(2 * R, MAX_REPLICATES))), [])
