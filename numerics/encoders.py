@@ -31,7 +31,8 @@ from . import gaussian, variants
 from ._validation import InvalidInputError, fail
 from .infonce import _logits, as_similarity, infonce_value_and_grad
 from .models import GaussianModel
-from .optimize import FactorFit, balanced_factors, finite_difference_objective, minimize_factors
+from .optimize import (FactorFit, balanced_factors, finite_difference_grad, finite_difference_objective,
+                       minimize_factors)
 
 __all__ = ["LinearEncoders", "fit_batch", "fit_user_batch", "ScaledClip", "loss_inputs",
            "paired_user_fits", "check_user_loss_depends", "user_batch_objective", "loss_on_logits", "population_minimizer",
@@ -216,14 +217,19 @@ def check_depends_on_logits(family, U, V, x, value, rng):
     information about the encoders and no claim about its minimisers can be
     tested.
     """
-    v0 = value(family.logits(x, U, V)[0])
+    _check_depends(lambda y: value(family.logits(y, U, V)[0]), x, rng, "the logit matrix F")
+
+
+def _check_depends(value_at, x, rng, what):
+    """Raise unless ``value_at`` changes at one of the random perturbations of ``x``."""
+    v0 = value_at(x)
     scale = 0.5 * max(1.0, float(np.max(np.abs(x))))
     for _ in range(DEPENDENCE_PROBES):
-        xp = x + scale * rng.standard_normal(x.shape)
-        if abs(value(family.logits(xp, U, V)[0]) - v0) > 64 * np.finfo(np.float64).eps * max(1.0, abs(v0)):
+        if abs(value_at(x + scale * rng.standard_normal(x.shape)) - v0) > \
+                64 * np.finfo(np.float64).eps * max(1.0, abs(v0)):
             return
-    raise fail("loss", v0, "a loss that depends on the logit matrix F (it returned the same "
-                           f"value {v0!r} for {DEPENDENCE_PROBES + 1} different encoders)")
+    raise fail("loss", v0, f"a loss that depends on {what} (it returned the same value "
+                           f"{v0!r} for {DEPENDENCE_PROBES + 1} different encoders)")
 
 
 def fit_batch(family: LinearEncoders, U, V, x0, value: Callable[[np.ndarray], float],
@@ -375,13 +381,7 @@ def user_batch_objective(family: LinearEncoders, U, V, loss):
     def fun(x):
         x = np.asarray(x, dtype=np.float64)
         if not loss.has_gradient():
-            g = np.empty_like(x)
-            for i in range(x.size):
-                h = np.finfo(np.float64).eps ** (1 / 3) * max(1.0, abs(x[i]))
-                e = np.zeros_like(x)
-                e[i] = h
-                g[i] = (value(x + e) - value(x - e)) / (2 * h)
-            return value(x), g
+            return value(x), finite_difference_grad(value, x)
         a, b, Za, Zb = loss_inputs(family, x[:ng], U, V, loss.inputs)
         val, da, db, dtheta = loss.value_and_grad(a, b, x[ng:])
         if loss.inputs == "logits":
@@ -424,14 +424,7 @@ def check_user_loss_depends(family: LinearEncoders, U, V, x, loss, rng):
         a, b, _, _ = loss_inputs(family, y, U, V, loss.inputs)
         return loss.value(a, b, loss.theta0)
 
-    v0 = value(x)
-    scale = 0.5 * max(1.0, float(np.max(np.abs(x))))
-    for _ in range(DEPENDENCE_PROBES):
-        if abs(value(x + scale * rng.standard_normal(x.shape)) - v0) > \
-                64 * np.finfo(np.float64).eps * max(1.0, abs(v0)):
-            return
-    raise fail("loss", v0, f"a loss that depends on its {loss.inputs} (it returned the same value "
-                           f"{v0!r} for {DEPENDENCE_PROBES + 1} different encoders)")
+    _check_depends(value, x, rng, f"its {loss.inputs}")
 
 
 def paired_user_fits(family: LinearEncoders, U, V, sizes, x_start, loss, control=None, *,

@@ -40,6 +40,8 @@ from typing import Callable
 import numpy as np
 
 from ._validation import InvalidInputError, fail
+from .infonce import _logits
+from .optimize import finite_difference_grad
 
 __all__ = ["INPUTS", "BACKENDS", "ROLES", "UserLoss", "resolve_backend", "import_backend"]
 
@@ -259,14 +261,9 @@ class UserLoss:
             if not isinstance(g, (tuple, list)) or len(g) != 2:
                 raise fail("grad", g, "a pair (dL/dza, dL/dzb) for inputs='embeddings'")
             da, db = self._checked_grad(g[0], a.shape), self._checked_grad(g[1], b.shape)
-        dtheta = np.zeros(self.size)
-        for i in range(self.size):  # a few scalars: central differences, step eps^(1/3)
-            h = np.finfo(np.float64).eps ** (1 / 3) * max(1.0, abs(theta[i]))
-            tp, tm = np.array(theta, dtype=float), np.array(theta, dtype=float)
-            tp[i] += h
-            tm[i] -= h
-            dtheta[i] = (self._finite(self._call_numpy(a, b, tp))
-                         - self._finite(self._call_numpy(a, b, tm))) / (2 * h)
+        # a few scalars: central differences
+        dtheta = finite_difference_grad(lambda t: self._finite(self._call_numpy(a, b, t)),
+                                        np.asarray(theta, dtype=float))
         return val, da, db, dtheta
 
     @staticmethod
@@ -421,10 +418,8 @@ class UserLoss:
         c = 1.7
 
         def at(za, zb, changes):
-            if self.inputs == "logits":
-                S = za @ zb.T if similarity != "l2" else \
-                    -0.5 * np.sum((za[:, None, :] - zb[None, :, :]) ** 2, axis=2)
-                a, b = S, None
+            if self.inputs == "logits":  # unit rows under cosine are given: their dot products
+                a, b = _logits(za, zb, 1.0, "l2" if similarity == "l2" else "dot"), None
             else:
                 a, b = za, zb
             t, fixed = self._with(theta, changes)

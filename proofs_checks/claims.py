@@ -115,10 +115,7 @@ def effective_parameters(fam, x, multiplier: float):
 
 
 def _cosine_f(fam, x, multiplier, U, V):
-    G_u, G_v = fam.split(x[: fam.size])
-    A, B = U @ G_u.T, V @ G_v.T
-    A = A / np.linalg.norm(A, axis=1, keepdims=True)
-    B = B / np.linalg.norm(B, axis=1, keepdims=True)
+    A, B, _, _ = fam.embed(x, U, V)  # unit rows under cosine
     return multiplier * (A @ B.T)
 
 
