@@ -141,7 +141,7 @@ def _quiet_overflow(fn):
     return wrapper
 
 
-def _finite_or_fail(values, za, zb, tau):
+def _finite_or_fail(values, za, tau):
     """The result of finite input is finite unless the logits overflow the dtype."""
     for v in values:
         if not np.all(np.isfinite(v)):
@@ -232,8 +232,8 @@ def clip_loss(za, zb, tau, similarity="dot"):
     """
     za, zb, tau, similarity = _validate(za, zb, tau, similarity)
     X, Y, alpha, beta, _ = _prepare(za, zb, tau, similarity)
+    # finite: _loss refuses any batch whose log-sum-exps or diagonal are not finite
     loss, _, _ = _loss(X, Y, alpha, beta)
-    _finite_or_fail((loss,), za, zb, tau)
     return za.dtype.type(loss)
 
 
@@ -314,7 +314,7 @@ def clip_loss_and_grad(za, zb, tau, similarity="dot"):
         grad_zb = (gY[:, :n_e] - aux["B"] * cols[:, None]) / t
     dt = X.dtype
     return _finite_or_fail((dt.type(loss), np.ascontiguousarray(grad_za, dtype=dt),
-                            np.ascontiguousarray(grad_zb, dtype=dt)), za, zb, tau)
+                            np.ascontiguousarray(grad_zb, dtype=dt)), za, tau)
 
 
 # --------------------------------------------------------------------------
@@ -328,7 +328,7 @@ def clip_logits(za, zb, tau, similarity="dot"):
     ``tau``) in front of :func:`numerics.infonce.logits`' formula, formed in full.
     """
     za, zb, tau, similarity = _validate(za, zb, tau, similarity)
-    return _finite_or_fail((_logits(za, zb, tau, similarity),), za, zb, tau)[0]
+    return _finite_or_fail((_logits(za, zb, tau, similarity),), za, tau)[0]
 
 
 def _as_logits(F):

@@ -129,6 +129,8 @@ class DeltaEstimate:
         Median over replicates of :math:`\|\beta_r\|/N_{max}` over the median norm of
         the variant's statistic at :math:`N_{max}` (``nan`` when the statistic is not given).
     effective_dimension : float
+        Satterthwaite's :math:`d_e = (\operatorname{tr}S)^2/\operatorname{tr}S^2` (0 when
+        the replicates show no spread at all).
     replicates : int
     n_max : int
     look : int

@@ -330,8 +330,9 @@ def test_dtype_promotion_with_float64_first():
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 def test_l2_centring_under_a_large_common_offset(dtype):
-    # L_N and its gradients under the L2 similarity are translation invariant.  Add 1e6
-    # (float64) / 1e3 (float32) to every embedding; the reference is computed in float64
+    # L_N and its gradients under the L2 similarity are translation invariant.  Add
+    # (1, -2, 3) x 1e6 (float64) / x 1e3 (float32) to every embedding (one offset per
+    # coordinate: the centring must remove each, not just their average); the reference is computed in float64
     # from the offset data minus the offset, subtracted by hand (exact by Sterbenz's
     # lemma: both numbers lie within a factor 2).  Without the centring, the expansion
     # -|a-b|^2/2 = <a,b> - |a|^2/2 - |b|^2/2 would cancel terms of size offset^2 n_e/tau
@@ -341,9 +342,10 @@ def test_l2_centring_under_a_large_common_offset(dtype):
     offset, rel = (1e6, 1e-12) if dtype == np.float64 else (1e3, 1e-4)
     rng = np.random.default_rng(53)
     za, zb = data(rng, 20, 3, dtype)
-    za_off, zb_off = za + dtype(offset), zb + dtype(offset)
-    za_ref = za_off.astype(np.float64) - offset
-    zb_ref = zb_off.astype(np.float64) - offset
+    shift = (offset * np.array([1.0, -2.0, 3.0])).astype(dtype)
+    za_off, zb_off = za + shift, zb + shift
+    za_ref = za_off.astype(np.float64) - shift.astype(np.float64)
+    zb_ref = zb_off.astype(np.float64) - shift.astype(np.float64)
     tau = 0.5
     ref, W = _hand_loss_and_dF(_hand_logits(za_ref, zb_ref, tau, "l2"))
     loss, ga, gb = K.clip_loss_and_grad(za_off, zb_off, tau, "l2")
@@ -408,3 +410,81 @@ def test_exp_row_to_a_few_ulp_and_zero_below_the_floor():
     _kernels._exp_row(low, 0.0, out, np.empty(3, dtype=np.int64))
     assert out[0] == pytest.approx(np.exp(-707.0), rel=4 * np.finfo(float).eps)
     np.testing.assert_array_equal(out[1:], 0.0)
+
+
+@pytest.mark.parametrize("n", [1, 7, 8, 9, 16, 17, 23])
+def test_row_max_and_row_sum_see_every_lane(n):
+    # The eight-chain reductions against NumPy with the maximum placed in each
+    # position in turn (so each chain and the remainder loop must report it), on
+    # integers small enough that every partial sum is exact: == is the contract.
+    from numerics import _kernels
+
+    base = -np.arange(1.0, n + 1.0)
+    for p in range(n):
+        x = base.copy()
+        x[p] = 1.0e3
+        assert _kernels._row_max(x) == 1.0e3
+        y = np.zeros(n)
+        y[p] = 2.0 ** p
+        assert _kernels._row_sum(y) == 2.0 ** p
+    assert _kernels._row_sum(base) == base.sum()
+    assert _kernels._row_max(np.full(n, -np.inf)) == -np.inf
+
+
+def test_blas_threads_pinned_to_one_inside_the_kernels():
+    """The kernels run one GEMM per numba thread, so SciPy's OpenBLAS (the BLAS numba calls)
+    must run single-threaded inside them and get its thread count back afterwards."""
+    import pathlib
+
+    import scipy
+
+    from numerics import kernels
+
+    libs = list((pathlib.Path(scipy.__file__).parent.parent / "scipy.libs").glob("libscipy_openblas*.so*"))
+    if not libs:
+        pytest.skip("this SciPy build ships no libscipy_openblas: its BLAS threads are not managed here")
+    found = kernels._find_scipy_openblas()
+    assert found is not None
+    get, set_ = found
+    before = get()
+    try:
+        set_(2)
+        assert get() == 2
+        with kernels._single_threaded_blas():
+            assert get() == 1
+        assert get() == 2
+    finally:
+        set_(before)
+
+
+def test_overflowing_float32_results_are_refused_naming_za():
+    # logits 1e40 overflow float32
+    big = np.full((2, 2), 1e20, dtype=np.float32)
+    with pytest.raises(InvalidInputError, match=r"^za=.*tau=1\b.*float32"):
+        K.clip_logits(big, big, 1.0)
+    # cosine logits are bounded, but the gradient divides by the row norm 1e-40
+    za = np.array([[1e-40, 0.0], [0.0, 1.0]], dtype=np.float32)
+    zb = np.eye(2, dtype=np.float32)
+    with pytest.raises(InvalidInputError, match=r"^za=.*tau=1\b.*float32"):
+        K.clip_loss_and_grad(za, zb, 1.0, "cosine")
+    # the same batch in float64 is fine (gradient ~1e40)
+    loss, gza, _ = K.clip_loss_and_grad(za.astype(np.float64), zb.astype(np.float64), 1.0, "cosine")
+    assert np.isfinite(loss) and np.all(np.isfinite(gza)) and np.max(np.abs(gza)) > 1e39
+
+
+def test_dense_logit_references_validate_F_by_name():
+    for F in (np.ones(3), np.ones((2, 3)), np.zeros((0, 0)), np.array([[0.0, np.nan], [0.0, 0.0]])):
+        for fn in (K.clip_loss_from_logits, K.clip_loss_grad_from_logits):
+            with pytest.raises(InvalidInputError, match="^F="):
+                fn(F)
+
+
+def test_dense_loss_of_unrepresentable_spread_is_an_error_not_a_warning():
+    import warnings
+    F = np.array([[-1.7e308, 1.7e308], [1.7e308, -1.7e308]])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(InvalidInputError, match="^F=.*spread"):
+            K.clip_loss_from_logits(F)
+        # huge but with a representable spread: the exact value, about 0
+        assert K.clip_loss_from_logits(np.array([[1e308, -1e308], [-1e308, 1e308]])) == 0.0

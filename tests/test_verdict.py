@@ -125,3 +125,125 @@ def test_repeated_looks_keep_the_refutation_error():
         verdict.REFUTE_LEVEL = saved
     p = 1 - 0.95
     assert wrong <= trials * p + 3 * math.sqrt(trials * p * (1 - p)), wrong
+
+
+# ------------------------------------------------------------------ exact values
+# The intercepts a_r of noise-free lines D_r(N) = a_r + b_r/N are recovered exactly, so the
+# half-widths can be checked against quantiles computed without scipy's F distribution.
+
+def _lines(a, b=None, sizes=SIZES):
+    a = np.asarray(a, dtype=float)
+    b = np.zeros_like(a) if b is None else np.asarray(b, dtype=float)
+    return np.stack([[a[r] + b[r] / N for N in sizes] for r in range(len(a))])
+
+
+@pytest.mark.parametrize("R", [2, 5])
+def test_one_dimensional_half_widths_are_student_t(R):
+    """d = 1: R |e|^2 / s^2 ~ F(1, R-1) = t^2, so h_q = t_{(1+q)/2, R-1} s / sqrt(R)
+    (scipy's t distribution, not its F)."""
+    from scipy.stats import t
+    from proofs_checks.verdict import look_level
+    rng = np.random.default_rng(R)
+    a = 0.3 + rng.standard_normal((R, 1))
+    s = np.std(a[:, 0], ddof=1)
+    for look in (1, 3):
+        est = estimate_delta(SIZES, _lines(a), look=look)
+        assert est.effective_dimension == pytest.approx(1.0, rel=1e-12)
+        q_r = look_level(REFUTE_LEVEL, look)
+        assert est.half_width_refute == pytest.approx(t.ppf((1 + q_r) / 2, R - 1) * s / math.sqrt(R), rel=1e-9)
+        assert est.half_width_confirm == pytest.approx(
+            t.ppf((1 + CONFIRM_LEVEL) / 2, R - 1) * s / math.sqrt(R), rel=1e-9)
+        assert est.delta == pytest.approx(abs(a.mean()), rel=1e-12)
+        assert est.lower == pytest.approx(max(0.0, est.delta - est.half_width_refute), rel=1e-12)
+        assert est.upper == pytest.approx(est.delta + est.half_width_confirm, rel=1e-12)
+        assert est.look == look and est.replicates == R and est.n_max == SIZES[-1]
+
+
+def test_two_dimensional_half_width_with_two_effective_dimensions():
+    """Intercepts (+-x, +-x) + c: sample covariance (4x^2/3) I, d_e = 2 exactly, and the
+    F(2, m) quantile is closed-form, (m/2)((1-q)^(-2/m) - 1)."""
+    x, c, g = 0.2, np.array([0.1, -0.05]), np.array([0.02, 0.3])
+    a = np.array([[x, x], [x, -x], [-x, x], [-x, -x]]) + c
+    est = estimate_delta(SIZES, _lines(a), gap=g)
+    R, m = 4, 2 * 3
+    assert est.effective_dimension == pytest.approx(2.0, rel=1e-12)
+    tr = 2 * 4 * x * x / 3
+    from proofs_checks.verdict import look_level
+    for q, h in ((CONFIRM_LEVEL, est.half_width_confirm), (look_level(REFUTE_LEVEL, 1), est.half_width_refute)):
+        f_q = m / 2 * ((1 - q) ** (-2 / m) - 1)
+        assert h == pytest.approx(math.sqrt(tr / R * f_q), rel=1e-9)
+    assert est.delta == pytest.approx(np.linalg.norm(c + g), rel=1e-12)
+
+
+def test_drift_significance_and_ratio_by_hand():
+    sizes = (50, 100, 200)
+    a = np.zeros((4, 1))
+    # equal slopes: no spread in beta, any nonzero slope is significant
+    est = estimate_delta(sizes, _lines(a, b=np.full((4, 1), 10.0), sizes=sizes))
+    assert est.drift_significant and est.drift == pytest.approx(10.0 / 200, rel=1e-12)
+    # slopes symmetric about 0: mean slope 0, not significant
+    est = estimate_delta(sizes, _lines(a, b=np.array([[10.0], [-10.0], [10.0], [-10.0]]), sizes=sizes))
+    assert not est.drift_significant and est.drift == pytest.approx(0.0, abs=1e-12)
+    assert math.isnan(est.drift_ratio)  # no variant statistics given
+    # the ratio: median |beta_r| / N_max over the median norm of the variant's statistic at N_max
+    b = np.array([[4.0], [-8.0], [20.0], [100.0]])           # median |beta| = 14
+    stats = np.array([[[9.0]] * 3, [[1.0]] * 3, [[3.0]] * 3, [[5.0]] * 3])  # median at N_max = 4
+    est = estimate_delta(sizes, _lines(a, b=b, sizes=sizes), variant_stats=stats)
+    assert est.drift_ratio == pytest.approx(14.0 / 200 / 4.0, rel=1e-12)
+    est = estimate_delta(sizes, _lines(a, b=b, sizes=sizes), variant_stats=np.zeros((4, 3, 1)))
+    assert est.drift_ratio == math.inf
+
+
+def test_zero_spread_reports_no_effective_dimension():
+    est = estimate_delta(SIZES, np.zeros((3, 3, 2)))
+    assert est.half_width_confirm == 0 and est.half_width_refute == 0 and est.effective_dimension == 0
+
+
+def _est(delta, h_c, h_r, drift=0.0, significant=False, ratio=0.0, n_max=256):
+    from proofs_checks.verdict import DeltaEstimate
+    return DeltaEstimate(delta=delta, lower=max(0.0, delta - h_r), upper=delta + h_c,
+                         half_width_refute=h_r, half_width_confirm=h_c, drift=drift,
+                         drift_significant=significant, drift_ratio=ratio,
+                         effective_dimension=1.0, replicates=8, n_max=n_max)
+
+
+def test_decide_at_its_boundaries_and_the_batch_that_would_decide():
+    # dyadic numbers throughout, so that every sum and ratio below is exact
+    m = 0.5
+    assert decide(_est(0.25, 0.25, 1.0), m) == ("confirmed", False, None)      # upper == margin
+    assert decide(_est(0.25, 1.0, 0.25), m)[0] == "inconclusive"               # lower == 0
+    assert decide(_est(0.75, 0.25, 0.5), m) == ("refuted", False, None)
+    # confirm target 256 (0.5/0.25)^2 = 1024 against refute target 256 (1/0.25)^2 = 4096
+    assert decide(_est(0.25, 0.5, 1.0), m) == ("inconclusive", False, 1024)
+    # confirm target 256 (1/0.125)^2 = 16384 against refute target 256 (0.75/0.375)^2 = 1024
+    assert decide(_est(0.375, 1.0, 0.75), m) == ("inconclusive", False, 1024)
+    # at or past the margin only a refutation can decide: 256 (1.5/0.75)^2 = 1024
+    assert decide(_est(0.75, 0.125, 1.5), m) == ("inconclusive", False, 1024)
+    # delta = 0: only a confirmation can decide, 256 (1/0.5)^2 = 1024
+    assert decide(_est(0.0, 1.0, 1.0), m) == ("inconclusive", False, 1024)
+    # an infinite half-width: nothing would decide
+    assert decide(_est(0.25, math.inf, math.inf), m) == ("inconclusive", False, None)
+
+
+def test_decide_drifting_either_sign_and_never_confirmed():
+    m = 0.5
+    # the 1/N term is significant and above the margin: refutation target only, 256 (0.5/0.125)^2
+    assert decide(_est(0.125, 0.125, 0.5, drift=0.75, significant=True), m) == ("inconclusive", True, 4096)
+    # significant but below the margin, or above it but not significant: not drifting
+    assert decide(_est(0.125, 0.125, 0.5, drift=0.25, significant=True), m)[:2] == ("confirmed", False)
+    assert decide(_est(0.125, 0.125, 0.5, drift=0.75, significant=False), m)[:2] == ("confirmed", False)
+    # the ratio alone, above DRIFT_RATIO, is enough; at it, not
+    assert decide(_est(0.125, 0.125, 0.5, ratio=0.51), m)[:2] == ("inconclusive", True)
+    assert decide(_est(0.125, 0.125, 0.5, ratio=0.5), m)[:2] == ("confirmed", False)
+    # drifting at delta = 0: neither target exists
+    assert decide(_est(0.0, 0.125, 0.5, ratio=0.9), m) == ("inconclusive", True, None)
+    # a drifting model can still be refuted
+    assert decide(_est(0.75, 0.125, 0.5, ratio=0.9), m) == ("refuted", True, None)
+
+
+def test_estimate_delta_needs_two_sizes_and_two_replicates():
+    est = estimate_delta((64, 128), _lines(np.array([[0.1], [0.3]]), sizes=(64, 128)))  # the minimum
+    assert est.replicates == 2 and est.n_max == 128 and est.delta == pytest.approx(0.2, rel=1e-12)
+    for sizes, D in (((64,), np.zeros((3, 1, 2))), ((64, 128), np.zeros((1, 2, 2)))):
+        with pytest.raises(ValueError, match="two sizes and two replicates"):
+            estimate_delta(sizes, D)
