@@ -266,8 +266,9 @@ def minimize_factors(objective, n_u: int, n_v: int, n_e: int, *, starts: int = 4
         which leaves the value unchanged but the problem ill conditioned.
     hess_inv : ndarray, optional
         Initial inverse Hessian of the first start (for example
-        :attr:`FactorFit.hess_inv` of a related fit); ignored when it is not
-        symmetric positive definite.
+        :attr:`FactorFit.hess_inv` of a related fit); its symmetric part is
+        used, and it is ignored unless it is finite, of the parameters' size and
+        (that symmetric part) positive definite.
     warn : bool
         Emit a :class:`RuntimeWarning` when the best start did not converge.
     n_extra : int
@@ -312,7 +313,7 @@ def minimize_factors(objective, n_u: int, n_v: int, n_e: int, *, starts: int = 4
 
     def run(x0, H0):
         opts = {"gtol": gtol, "maxiter": maxiter}
-        if H0 is not None and np.shape(H0) == (x0.size, x0.size):
+        if H0 is not None and np.shape(H0) == (x0.size, x0.size) and np.all(np.isfinite(H0)):
             H = 0.5 * (H0 + H0.T)
             try:
                 np.linalg.cholesky(H)

@@ -202,3 +202,61 @@ def test_n2_check_fails_on_wrong_bound(models):
     cases = checks.check_n2_monte_carlo(
         models[:1], rng, mutual_information=lambda c, n: gaussian.mutual_information(c, n) - 0.3)
     assert not all(c.passed for c in cases)
+
+
+def test_gaussian_logpdf_matches_scipy():
+    from scipy.stats import multivariate_normal
+    rng = np.random.default_rng(7)
+    for d in (1, 3):
+        A = rng.standard_normal((d, d))
+        S = A @ A.T + 0.5 * np.eye(d)
+        mean = rng.standard_normal(d)
+        x = rng.standard_normal((6, d)) * 2
+        ref = multivariate_normal(mean, S).logpdf(x)
+        got = MC._gaussian_logpdf(x, mean, np.linalg.cholesky(S), np.linalg.slogdet(S)[1])
+        np.testing.assert_allclose(got, np.atleast_1d(ref), rtol=1e-12)
+
+
+def _zero_on(n_rows, G):
+    """A linear encoder that returns zero rows (or, with G of another width, other
+    embeddings) exactly when called on a batch of ``n_rows`` inputs: the bank."""
+    return lambda x: np.zeros((x.shape[0], G.shape[0])) if x.shape[0] == n_rows else x @ G.T
+
+
+def test_kl_terms_validate_each_encoder_and_the_bank_by_name(models):
+    m = models[0]
+    rng = np.random.default_rng(0)
+    eu, ev = (lambda u: u[:, :1]), (lambda v: v[:, :1])
+    zero = lambda x: 0 * x[:, :1]  # noqa: E731
+    with pytest.raises(InvalidInputError, match="^encode_u="):
+        MC.expected_kl_terms_mc(m.cov, m.n_u, zero, ev, 1.0, "cosine", 10, rng)
+    with pytest.raises(InvalidInputError, match="^encode_v="):
+        MC.expected_kl_terms_mc(m.cov, m.n_u, eu, zero, 1.0, "cosine", 10, rng)
+    # zero rows in the bank only (bank_size 7, samples 10): named as the bank
+    bank_zero = _zero_on(7, np.ones((1, m.n_v)))
+    with pytest.raises(InvalidInputError, match=r"^encode_v \(bank\)="):
+        MC.expected_kl_terms_mc(m.cov, m.n_u, eu, bank_zero, 1.0, "cosine", 10, rng, bank_size=7)
+    # a bank of another width
+    wide = lambda x: np.ones((x.shape[0], 2)) if x.shape[0] == 7 else x[:, :1]  # noqa: E731
+    with pytest.raises(InvalidInputError, match=r"^encode_v \(bank\)=.*shape"):
+        MC.expected_kl_terms_mc(m.cov, m.n_u, eu, wide, 1.0, "dot", 10, rng, bank_size=7)
+    # the population loss draws its bank through the same checks
+    with pytest.raises(InvalidInputError, match="^encode_u="):
+        MC.population_clip_loss_mc(MC.gaussian_sampler(m.cov, m.n_u), _zero_on(7, np.ones((1, m.n_u))),
+                                   ev, 1.0, "cosine", 10, rng, bank_size=7)
+
+
+def test_estimates_report_their_sample_sizes_and_parts(models):
+    m = models[0]
+    rng = np.random.default_rng(3)
+    A, eu, ev = _small_linear(m, rng)
+    kv, ku = MC.expected_kl_terms_mc(m.cov, m.n_u, eu, ev, 1.0, "dot", 300, rng, bank_size=50)
+    for k in (kv, ku):
+        assert k.n_samples == 300 and k.detail["bank_size"] == 50
+        assert k.detail["se_samples"] > 0 and k.detail["se_bank"] > 0
+        assert k.standard_error == pytest.approx(np.hypot(k.detail["se_samples"], k.detail["se_bank"]), rel=1e-12)
+        assert abs(k.detail["bias_correction"]) < 0.1
+    L = MC.population_clip_loss_mc(MC.gaussian_sampler(m.cov, m.n_u), eu, ev, 1.0, "dot", 300, rng,
+                                   bank_size=40)
+    assert L.n_samples == 300 and L.detail["bank_size"] == 40
+    assert L.standard_error == pytest.approx(np.hypot(L.detail["se_samples"], L.detail["se_bank"]), rel=1e-12)

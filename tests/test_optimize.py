@@ -91,3 +91,213 @@ def test_warm_start_and_hessian_seed_save_iterations():
                             hess_inv=cold.hess_inv, gtol=1e-8)
     assert warm.n_iter <= 2 < cold.n_iter
     assert warm.value == pytest.approx(gaussian.lowrank_minimum(m.cov, 3, 1), abs=1e-12)
+
+
+# ---------------------------------------------------------------- finite differences
+
+def test_finite_difference_grad_scales_its_step_with_the_entries():
+    """f = sum A^3 / 3 at entries ~1e3: the step eps^(1/3) max(1, |A|) keeps the error near
+    eps^(2/3) relative (~1e-11); a step without the max(1, |A|) factor would lose ~1e-7
+    to rounding of f ~ 1e9."""
+    A = np.array([[1000.0, -1500.0], [2000.0, 1200.0]])
+    g = finite_difference_grad(lambda X: float(np.sum(X**3)) / 3, A)
+    np.testing.assert_allclose(g, A**2, rtol=1e-9)
+    v = np.array([0.3, -2.0, 7.0])                                # any shape
+    np.testing.assert_allclose(finite_difference_grad(lambda x: float(np.sin(x).sum()), v), np.cos(v), rtol=1e-9)
+
+
+def test_finite_difference_hessian_step_symmetry_and_accuracy():
+    from numerics.optimize import finite_difference_hessian
+    a = np.array([1.0, 2.0, 3.0])
+    grad = lambda x: np.array([3 * x[0] ** 2 + x[1], x[0] + a[1] * x[1], np.exp(x[2])])  # noqa: E731
+    x0 = np.array([0.5, -5.0, 0.2])
+    H, h = finite_difference_hessian(grad, x0, step=1e-5)
+    assert h == pytest.approx(5e-5, rel=1e-15, abs=0)                   # step * max(1, |x0|_inf)
+    exact = np.array([[3.0, 1.0, 0.0], [1.0, 2.0, 0.0], [0.0, 0.0, np.exp(0.2)]])
+    np.testing.assert_array_equal(H, H.T)
+    np.testing.assert_allclose(H, exact, atol=1e-9)
+    H1, h1 = finite_difference_hessian(grad, np.array([0.1, 0.2, 0.3]))
+    assert h1 == pytest.approx(1e-5, rel=1e-15, abs=0)                  # default step, |x0| < 1
+    np.testing.assert_allclose(H1[0, 0], 6 * 0.1, atol=1e-9)
+
+
+def test_finite_difference_objective_against_the_analytic_gradient():
+    from numerics.optimize import finite_difference_objective
+    W = np.array([[1.0, -2.0, 0.5], [0.3, 0.0, 1.5]])
+
+    def value(G_u, G_v):
+        return float(np.sum((G_u.T @ G_v - W) ** 2)) + float(np.sum(G_u**4))
+
+    obj = finite_difference_objective(value)
+    rng = np.random.default_rng(0)
+    G_u, G_v = rng.standard_normal((1, 2)), rng.standard_normal((1, 3))
+    val, (dGu, dGv) = obj(G_u, G_v)
+    R = G_u.T @ G_v - W
+    assert val == value(G_u, G_v)
+    np.testing.assert_allclose(dGu, 2 * G_v @ R.T + 4 * G_u**3, atol=1e-8)
+    np.testing.assert_allclose(dGv, 2 * G_u @ R, atol=1e-8)
+    assert dGu.shape == (1, 2) and dGv.shape == (1, 3)
+
+
+def test_bilinear_objective_chain_rule_and_arguments():
+    W = np.array([[1.0, -2.0, 0.5], [0.3, 0.0, 1.5]])
+    loss = lambda A: float(np.sum((A - W) ** 2))  # noqa: E731
+    rng = np.random.default_rng(1)
+    G_u, G_v = rng.standard_normal((2, 2)), rng.standard_normal((2, 3))
+    R = G_u.T @ G_v - W
+    for obj in (bilinear_objective(loss, lambda A: 2 * (A - W)), bilinear_objective(loss)):
+        val, (dGu, dGv) = obj(G_u, G_v)
+        assert val == pytest.approx(float(np.sum(R**2)), rel=1e-15)
+        np.testing.assert_allclose(dGu, 2 * G_v @ R.T, atol=1e-7)
+        np.testing.assert_allclose(dGv, 2 * G_u @ R, atol=1e-7)
+    with pytest.raises(InvalidInputError, match="^loss="):
+        bilinear_objective(3.0)
+    with pytest.raises(InvalidInputError, match="^grad="):
+        bilinear_objective(loss, grad="no")
+
+
+def test_is_converged_boundaries():
+    msg = "Desired error not necessarily achieved due to precision loss."
+    eps = np.finfo(float).eps
+    assert is_converged(True, "ok", 1e-10, 1.0, 1e-10)                 # grad == gtol
+    assert not is_converged(True, "ok", 2e-10, 1.0, 1e-10)
+    # the rounding floor sqrt(2 eps max(1, |f|)) grows with |f|: 2.1e-5 at f = -1e6
+    assert is_converged(False, msg, 1e-5, -1e6, 1e-11)
+    assert not is_converged(False, msg, 1e-5, 1.0, 1e-11)
+    floor = np.sqrt(2 * eps)
+    assert is_converged(False, msg, floor, 0.5, 1e-11)                 # |f| < 1 uses 1
+    assert not is_converged(False, msg, 1.001 * floor, 0.5, 1e-11)
+    assert is_converged(False, msg, 1e-3, 1.0, 1e-3)                   # or gtol, if larger
+
+
+# ---------------------------------------------------------------- minimize_factors
+
+def _quadratic(G_u, G_v):
+    return float(np.sum((G_u - 1) ** 2) + np.sum((G_v + 2) ** 2)), (2 * (G_u - 1), 2 * (G_v + 2))
+
+
+@pytest.mark.parametrize("kwargs, name", [
+    (dict(objective=3), "objective"), (dict(n_u=0), "n_u"), (dict(n_v=1.5), "n_v"), (dict(n_e=3), "n_e"),
+    (dict(starts=0), "starts"), (dict(maxiter=0), "maxiter"), (dict(restarts=-1), "restarts"),
+    (dict(init_scale=0.0), "init_scale"), (dict(init_scale=float("nan")), "init_scale"),
+    (dict(init_scale=True), "init_scale"), (dict(init_scale="1"), "init_scale"), (dict(gtol=-1e-8), "gtol"),
+    (dict(gtol=float("inf")), "gtol"), (dict(rng=0), "rng"), (dict(n_extra=-1), "n_extra"),
+    (dict(n_extra=1, rebalance=True), "rebalance"),
+    (dict(init=np.zeros((2, 2))), "init"), (dict(init=(np.zeros((2, 2)),)), "init"),
+    (dict(init=(np.zeros((2, 2)), np.zeros((2, 3)))), r"init\[0\]"),
+    (dict(init=(np.zeros((1, 2)), np.zeros((2, 3)))), r"init\[1\]"),
+    (dict(init=(np.zeros((1, 2)), np.full((1, 3), np.nan))), r"init\[1\]"),
+    (dict(init=(np.zeros((1, 2)), np.zeros((1, 3))), n_extra=1), "init"),
+    (dict(init=(np.zeros((1, 2)), np.zeros((1, 3)), np.zeros(2)), n_extra=1), r"init\[2\]"),
+])
+def test_minimize_factors_names_a_bad_argument(kwargs, name):
+    args = dict(objective=_quadratic, n_u=2, n_v=3, n_e=1)
+    args.update(kwargs)
+    objective, n_u, n_v, n_e = (args.pop(k) for k in ("objective", "n_u", "n_v", "n_e"))
+    with pytest.raises(InvalidInputError, match=f"^{name}="):
+        minimize_factors(objective, n_u, n_v, n_e, **args)
+
+
+def test_minimize_factors_reports_every_start_and_keeps_the_best():
+    def bumpy(G_u, G_v):   # two minima, values 0 (x = +1) and 0.5 (x = -1), in one coordinate
+        x = G_u[0, 0]
+        val = (x * x - 1) ** 2 + 0.25 * (1 - x) + float(np.sum(G_v**2))
+        return val, (np.array([[4 * x * (x * x - 1) - 0.25]]), 2 * G_v)
+
+    fit = minimize_factors(bumpy, 1, 1, 1, starts=6, init_scale=1.5, rng=np.random.default_rng(4))
+    assert len(fit.start_values) == 6 and len(fit.messages) == 6
+    assert fit.value == min(fit.start_values)
+    assert fit.value == pytest.approx(bumpy(fit.G_u, fit.G_v)[0], rel=1e-15)
+    assert fit.G_u[0, 0] > 0                                     # the better of the two minima
+    assert np.ptp(fit.start_values) > 0.1                         # some start found the other one
+    np.testing.assert_allclose(fit.A, fit.G_u.T @ fit.G_v)
+    np.testing.assert_array_equal(fit.x, np.concatenate([fit.G_u.ravel(), fit.G_v.ravel()]))
+    assert fit.extra.shape == (0,)
+    assert fit.hess_inv.shape == (2, 2)
+
+
+def test_minimize_factors_init_is_the_first_start_and_restarts_continue_a_stalled_run():
+    exact = (np.ones((1, 2)), -2 * np.ones((1, 3)))
+    fit = minimize_factors(_quadratic, 2, 3, 1, starts=1, init=exact)
+    assert fit.n_iter == 0 and fit.value == 0.0 and fit.converged
+    # one iteration per run: the restarts carry on from each end point until converged
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        fit = minimize_factors(_quadratic, 2, 3, 1, starts=1, maxiter=1, restarts=30,
+                               rng=np.random.default_rng(0))
+    assert fit.converged and fit.n_iter > 1 and fit.value < 1e-18
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")   # warn=False: no warning for the stalled fit
+        quiet = minimize_factors(_quadratic, 2, 3, 1, starts=1, maxiter=1, restarts=0, warn=False,
+                                 rng=np.random.default_rng(0))
+    assert not quiet.converged and quiet.n_iter == 1
+
+
+def test_minimize_factors_random_starts_have_the_requested_scale():
+    seen = []
+
+    def recording(G_u, G_v):
+        seen.append(np.concatenate([G_u.ravel(), G_v.ravel()]))
+        return _quadratic(G_u, G_v)
+
+    for scale in (0.01, 3.0):
+        seen.clear()
+        minimize_factors(recording, 20, 20, 10, starts=1, init_scale=scale, maxiter=1, restarts=0,
+                         warn=False, rng=np.random.default_rng(1))
+        # 400 entries N(0, scale^2): their standard deviation to ~4 % (5 standard errors of it: 18 %)
+        assert np.std(seen[0]) == pytest.approx(scale, rel=0.18)
+    # the default is 0.5, and the default rng is default_rng(0): two calls start alike
+    seen.clear()
+    minimize_factors(recording, 20, 20, 10, starts=1, maxiter=1, restarts=0, warn=False)
+    first = seen[0]
+    assert np.std(first) == pytest.approx(0.5, rel=0.18)
+    seen.clear()
+    minimize_factors(recording, 20, 20, 10, starts=1, maxiter=1, restarts=0, warn=False)
+    np.testing.assert_array_equal(seen[0], first)
+
+
+def test_rebalanced_restarts_start_from_balanced_factors():
+    """With rebalance=True a restart begins at the balanced factorisation of the end point's
+    A (G_u G_u^T = G_v G_v^T); without it, at the end point itself."""
+    W = np.array([[1.0, 2.0], [0.5, -1.0]])
+    calls = []
+
+    def objective(G_u, G_v):
+        calls.append((G_u.copy(), G_v.copy()))
+        R = G_u.T @ G_v - W
+        return float(np.sum(R**2)), (2 * G_v @ R.T, 2 * G_u @ R)
+
+    def balanced_calls():
+        return sum(np.allclose(Gu @ Gu.T, Gv @ Gv.T, atol=1e-12) for Gu, Gv in calls)
+
+    init = (np.array([[3.0, 0.1], [0.2, 0.1]]), np.array([[0.1, 0.05], [1.0, 0.3]]))
+    minimize_factors(objective, 2, 2, 2, starts=1, init=init, maxiter=1, restarts=1, warn=False,
+                     rebalance=True)
+    assert balanced_calls() >= 1
+    calls.clear()
+    minimize_factors(objective, 2, 2, 2, starts=1, init=init, maxiter=1, restarts=1, warn=False)
+    assert balanced_calls() == 0
+
+
+def test_extra_scalars_start_at_zero_and_are_learned():
+    firsts = []
+
+    def objective(G_u, G_v, extra):
+        firsts.append(extra.copy())
+        val, (gu, gv) = _quadratic(G_u, G_v)
+        return val + float((extra[0] - 3.0) ** 2 + extra[1] ** 2), (gu, gv, 2 * (extra - [3.0, 0.0]))
+
+    fit = minimize_factors(objective, 2, 3, 1, starts=2, n_extra=2, rng=np.random.default_rng(0))
+    np.testing.assert_array_equal(firsts[0], 0.0)
+    np.testing.assert_allclose(fit.extra, [3.0, 0.0], atol=1e-9)
+    assert fit.x.shape == (2 + 3 + 2,) and fit.hess_inv.shape == (7, 7)
+    warm = minimize_factors(objective, 2, 3, 1, starts=1, n_extra=2,
+                            init=(fit.G_u, fit.G_v, fit.extra), hess_inv=fit.hess_inv)
+    assert warm.n_iter == 0
+
+
+def test_a_spoilt_inverse_hessian_seed_is_ignored():
+    rng = np.random.default_rng(2)
+    for H0 in (-np.eye(5), np.eye(4), np.full((5, 5), np.nan)):
+        fit = minimize_factors(_quadratic, 2, 3, 1, starts=1, rng=rng, hess_inv=H0)
+        assert fit.converged and fit.value < 1e-18

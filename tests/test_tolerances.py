@@ -1,5 +1,8 @@
 """The tolerances of proofs_checks.tolerances: each one against what its docstring says it bounds.
 
+(``pytest.approx`` is given ``abs=0`` throughout: its default absolute tolerance of
+1e-12 would swallow every rounding budget here, all of them below 1e-12.)
+
 Two kinds of test.  The bounds derived from an inequality (mean map, covariance,
 minimiser, finite-difference Hessian) are checked on the quantity they bound,
 computed independently (a Gaussian KL, a quadratic loss, a Hessian by central
@@ -9,6 +12,7 @@ dimension, the condition number and the scale, proportional to the dtype's eps)
 and their documented formula at one point, written out by hand.
 """
 import math
+import warnings
 
 import numpy as np
 import pytest
@@ -29,16 +33,18 @@ def _rotation(rng, n):
 
 def test_closed_form_tolerance_scaling_laws():
     base = T.closed_form_tolerance(3, 10.0, 2.0)
-    assert base == pytest.approx(32 * 3 * EPS64 * 10.0 * 2.0, rel=1e-15)  # the documented formula
-    assert T.closed_form_tolerance(6, 10.0, 2.0) == pytest.approx(2 * base, rel=1e-15)
-    assert T.closed_form_tolerance(3, 40.0, 2.0) == pytest.approx(4 * base, rel=1e-15)
+    assert base == pytest.approx(32 * 3 * EPS64 * 10.0 * 2.0, rel=1e-15, abs=0)  # the documented formula
+    assert T.closed_form_tolerance(6, 10.0, 2.0) == pytest.approx(2 * base, rel=1e-15, abs=0)
+    assert T.closed_form_tolerance(3, 40.0, 2.0) == pytest.approx(4 * base, rel=1e-15, abs=0)
     assert T.closed_form_tolerance(3, 10.0, -2.0) == base           # |scale|
     # kappa < 1 and |scale| < 1 are clamped to 1 (errors relative to an O(1) term at least)
     one = T.closed_form_tolerance(3, 1.0, 1.0)
+    assert one == pytest.approx(32 * 3 * EPS64, rel=1e-15, abs=0)
+    assert T.closed_form_tolerance(3, 1.0) == one                   # default scale 1
     assert T.closed_form_tolerance(3, 0.25, 0.5) == one
     assert T.closed_form_tolerance(3, 1.0, 0.0) == one
     ratio = T.closed_form_tolerance(3, 10.0, 2.0, dtype=np.float32) / base
-    assert ratio == pytest.approx(EPS32 / EPS64, rel=1e-15)          # 2**29
+    assert ratio == pytest.approx(EPS32 / EPS64, rel=1e-15, abs=0)          # 2**29
     assert T.optimum_value_tolerance(3, 10.0, 2.0) == base
     assert T.optimum_value_tolerance(3, 10.0) == T.closed_form_tolerance(3, 10.0, 1.0)
 
@@ -46,17 +52,17 @@ def test_closed_form_tolerance_scaling_laws():
 def test_kernel_tolerance_is_the_kernels_own_factor():
     from numerics import kernels
     for dtype, eps in ((np.float64, EPS64), (np.float32, EPS32)):
-        assert T.kernel_tolerance(dtype, 3.0) == pytest.approx(kernels._ERROR_FACTOR * eps * 3.0, rel=1e-15)
-        assert T.kernel_tolerance(dtype, 0.1) == pytest.approx(64 * eps, rel=1e-15)  # scale clamped to 1
+        assert T.kernel_tolerance(dtype, 3.0) == pytest.approx(kernels._ERROR_FACTOR * eps * 3.0, rel=1e-15, abs=0)
+        assert T.kernel_tolerance(dtype, 0.1) == pytest.approx(64 * eps, rel=1e-15, abs=0)  # scale clamped to 1
 
 
 def test_monte_carlo_tolerance_and_detectable_effect():
-    assert T.monte_carlo_tolerance(0.02) == pytest.approx(0.1, rel=1e-15)
-    assert T.monte_carlo_tolerance(0.02, k=3.0) == pytest.approx(0.06, rel=1e-15)
+    assert T.monte_carlo_tolerance(0.02) == pytest.approx(0.1, rel=1e-15, abs=0)
+    assert T.monte_carlo_tolerance(0.02, k=3.0) == pytest.approx(0.06, rel=1e-15, abs=0)
     # z_0.8 from scipy, not from the module
-    assert T.Z_POWER == pytest.approx(stats.norm.ppf(0.8), rel=1e-13)
-    assert T.monte_carlo_mde(0.02) == pytest.approx((5 + stats.norm.ppf(0.8)) * 0.02, rel=1e-13)
-    assert T.monte_carlo_mde(0.02, k=2.0, z_power=1.0) == pytest.approx(0.06, rel=1e-15)
+    assert T.Z_POWER == pytest.approx(stats.norm.ppf(0.8), rel=1e-13, abs=0)
+    assert T.monte_carlo_mde(0.02) == pytest.approx((5 + stats.norm.ppf(0.8)) * 0.02, rel=1e-13, abs=0)
+    assert T.monte_carlo_mde(0.02, k=2.0, z_power=1.0) == pytest.approx(0.06, rel=1e-15, abs=0)
 
 
 def test_monte_carlo_mde_is_detected_with_power_0_8():
@@ -67,7 +73,7 @@ def test_monte_carlo_mde_is_detected_with_power_0_8():
 
 
 def test_richardson_tolerance():
-    assert T.richardson_tolerance(1e-6, 2e-7) == pytest.approx(1.2e-5, rel=1e-15)
+    assert T.richardson_tolerance(1e-6, 2e-7) == pytest.approx(1.2e-5, rel=1e-15, abs=0)
     assert T.richardson_tolerance(0.0, 0.0) == 0.0
 
 
@@ -95,7 +101,7 @@ def test_mean_map_tolerance_bounds_the_mean_part_and_is_tight(seed):
     u = P[:, -1]  # eigenvalue 3, the largest of S
     w = Q[:, 0]  # eigenvalue 0.2, the smallest of C
     D = 0.3 * np.outer(u, w)
-    assert T.mean_map_tolerance(mean_part(D), S, C) == pytest.approx(0.3, rel=1e-10)
+    assert T.mean_map_tolerance(mean_part(D), S, C) == pytest.approx(0.3, rel=1e-10, abs=0)
 
 
 def _kl_zero_mean(Sig, S):
@@ -124,16 +130,19 @@ def test_covariance_tolerance_bounds_the_kl_and_has_its_factor_two(seed):
     eps = 1e-3
     Sig = S + eps * np.outer(v, v)
     ratio = T.covariance_tolerance(_kl_zero_mean(Sig, S), S) / eps
-    assert ratio == pytest.approx(2.0, rel=1e-3)
+    assert ratio == pytest.approx(2.0, rel=1e-3, abs=0)
 
 
 def test_minimiser_tolerance_from_the_eigengap():
     # sigma = (1, 0.5), n_e = 1: gamma = 0.5, tol = sqrt(2 v / gamma) = sqrt(4 v)
-    assert T.minimiser_tolerance(1e-8, np.array([1.0, 0.5]), 1) == pytest.approx(2e-4, rel=1e-12)
+    assert T.minimiser_tolerance(1e-8, np.array([1.0, 0.5]), 1) == pytest.approx(2e-4, rel=1e-12, abs=0)
     # every singular value kept: the next one is 0, gamma = 1
-    assert T.minimiser_tolerance(1e-8, np.array([1.0, 0.5]), 2) == pytest.approx(math.sqrt(2e-8), rel=1e-12)
-    # a tie at the cut or a vanishing kept value: the minimiser is not unique
-    assert T.minimiser_tolerance(1e-8, np.array([0.7, 0.7, 0.1]), 1) == math.inf
+    assert T.minimiser_tolerance(1e-8, np.array([1.0, 0.5]), 2) == pytest.approx(math.sqrt(2e-8), rel=1e-12, abs=0)
+    # a tie at the cut or a vanishing kept value: the minimiser is not unique (an infinite
+    # tolerance, not a division by zero)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert T.minimiser_tolerance(1e-8, np.array([0.7, 0.7, 0.1]), 1) == math.inf
     assert T.minimiser_tolerance(1e-8, np.array([0.7, 0.0]), 2) == math.inf
     assert T.minimiser_tolerance(1e-8, np.array([0.7, 0.8]), 1) == math.inf  # gamma < 0
 
@@ -149,7 +158,7 @@ def test_minimiser_tolerance_bounds_a_quadratic_with_that_curvature():
         x = rng.standard_normal(3) * 1e-3
         v = 0.5 * np.sum(curv * x * x)
         assert np.linalg.norm(x) <= T.minimiser_tolerance(v, sigma, 2) * (1 + 1e-12)
-    assert T.minimiser_tolerance(0.5 * gamma * 1e-6, sigma, 2) == pytest.approx(1e-3, rel=1e-12)
+    assert T.minimiser_tolerance(0.5 * gamma * 1e-6, sigma, 2) == pytest.approx(1e-3, rel=1e-12, abs=0)
 
 
 def test_finite_difference_hessian_tolerance_covers_central_differences():
@@ -169,7 +178,7 @@ def test_finite_difference_hessian_tolerance_covers_central_differences():
         tol = T.finite_difference_hessian_tolerance(np.linalg.norm(H, 2), np.linalg.norm(x0), h)
         assert err <= tol, (h, err, tol)
     assert T.finite_difference_hessian_tolerance(2.0, 3.0, 1e-3) == pytest.approx(
-        8 * (EPS64 * 2.0 * 3.0 / 1e-3 + 1e-6 * 2.0), rel=1e-14)
+        8 * (EPS64 * 2.0 * 3.0 / 1e-3 + 1e-6 * 2.0), rel=1e-14, abs=0)
     # ||H|| and |x| below 1 are clamped to 1
     assert T.finite_difference_hessian_tolerance(0.1, 0.2, 1e-3) == pytest.approx(
-        8 * (EPS64 / 1e-3 + 1e-6), rel=1e-14)
+        8 * (EPS64 / 1e-3 + 1e-6), rel=1e-14, abs=0)

@@ -1,6 +1,7 @@
 """proofs_checks.verdict: the equivalence-test statistics, on synthetic paired differences
 with a known population difference (no fitting involved)."""
 import math
+import warnings
 
 import numpy as np
 import pytest
@@ -98,8 +99,10 @@ def test_look_levels_spend_the_error_budget():
     spent = sum(1 - look_level(REFUTE_LEVEL, r) for r in range(1, 200_001))
     assert spent == pytest.approx(alpha, rel=1e-5)  # tail of the series beyond 2e5: 3e-6 alpha
     assert look_level(CONFIRM_LEVEL, 1) > CONFIRM_LEVEL
-    with pytest.raises(ValueError, match="look"):
-        look_level(0.95, 0)
+    for bad in (0, True, 1.5, "2"):
+        with pytest.raises(ValueError, match="look"):
+            look_level(0.95, bad)
+    assert look_level(0.95, np.int64(2)) == look_level(0.95, 2)
 
 
 def test_repeated_looks_keep_the_refutation_error():
@@ -190,7 +193,9 @@ def test_drift_significance_and_ratio_by_hand():
     stats = np.array([[[9.0]] * 3, [[1.0]] * 3, [[3.0]] * 3, [[5.0]] * 3])  # median at N_max = 4
     est = estimate_delta(sizes, _lines(a, b=b, sizes=sizes), variant_stats=stats)
     assert est.drift_ratio == pytest.approx(14.0 / 200 / 4.0, rel=1e-12)
-    est = estimate_delta(sizes, _lines(a, b=b, sizes=sizes), variant_stats=np.zeros((4, 3, 1)))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a zero statistic gives an infinite ratio, not 1/0
+        est = estimate_delta(sizes, _lines(a, b=b, sizes=sizes), variant_stats=np.zeros((4, 3, 1)))
     assert est.drift_ratio == math.inf
 
 
@@ -213,14 +218,16 @@ def test_decide_at_its_boundaries_and_the_batch_that_would_decide():
     assert decide(_est(0.25, 0.25, 1.0), m) == ("confirmed", False, None)      # upper == margin
     assert decide(_est(0.25, 1.0, 0.25), m)[0] == "inconclusive"               # lower == 0
     assert decide(_est(0.75, 0.25, 0.5), m) == ("refuted", False, None)
-    # confirm target 256 (0.5/0.25)^2 = 1024 against refute target 256 (1/0.25)^2 = 4096
-    assert decide(_est(0.25, 0.5, 1.0), m) == ("inconclusive", False, 1024)
-    # confirm target 256 (1/0.125)^2 = 16384 against refute target 256 (0.75/0.375)^2 = 1024
-    assert decide(_est(0.375, 1.0, 0.75), m) == ("inconclusive", False, 1024)
-    # at or past the margin only a refutation can decide: 256 (1.5/0.75)^2 = 1024
-    assert decide(_est(0.75, 0.125, 1.5), m) == ("inconclusive", False, 1024)
-    # delta = 0: only a confirmation can decide, 256 (1/0.5)^2 = 1024
-    assert decide(_est(0.0, 1.0, 1.0), m) == ("inconclusive", False, 1024)
+    # (ratios of 3, not 2: 2**2 == 2*2 would hide a wrong power)
+    # confirm target 256 (0.75/0.25)^2 = 2304 against refute target 256 (1.5/0.25)^2 = 9216
+    assert decide(_est(0.25, 0.75, 1.5), m) == ("inconclusive", False, 2304)
+    # confirm target 256 (1/0.25)^2 = 4096 against refute target 256 (0.75/0.25)^2 = 2304
+    assert decide(_est(0.25, 1.0, 0.75), m) == ("inconclusive", False, 2304)
+    # at or past the margin only a refutation can decide: 256 (1.5/0.5)^2, 256 (2.25/0.75)^2
+    assert decide(_est(0.5, 0.125, 1.5), m) == ("inconclusive", False, 2304)
+    assert decide(_est(0.75, 0.125, 2.25), m) == ("inconclusive", False, 2304)
+    # delta = 0: only a confirmation can decide, 256 (1.5/0.5)^2 = 2304
+    assert decide(_est(0.0, 1.5, 1.5), m) == ("inconclusive", False, 2304)
     # an infinite half-width: nothing would decide
     assert decide(_est(0.25, math.inf, math.inf), m) == ("inconclusive", False, None)
 
@@ -232,6 +239,7 @@ def test_decide_drifting_either_sign_and_never_confirmed():
     # significant but below the margin, or above it but not significant: not drifting
     assert decide(_est(0.125, 0.125, 0.5, drift=0.25, significant=True), m)[:2] == ("confirmed", False)
     assert decide(_est(0.125, 0.125, 0.5, drift=0.75, significant=False), m)[:2] == ("confirmed", False)
+    assert decide(_est(0.125, 0.125, 0.5, drift=0.5, significant=True), m)[:2] == ("confirmed", False)  # == margin
     # the ratio alone, above DRIFT_RATIO, is enough; at it, not
     assert decide(_est(0.125, 0.125, 0.5, ratio=0.51), m)[:2] == ("inconclusive", True)
     assert decide(_est(0.125, 0.125, 0.5, ratio=0.5), m)[:2] == ("confirmed", False)
