@@ -488,3 +488,36 @@ def test_dense_loss_of_unrepresentable_spread_is_an_error_not_a_warning():
             K.clip_loss_from_logits(F)
         # huge but with a representable spread: the exact value, about 0
         assert K.clip_loss_from_logits(np.array([[1e308, -1e308], [-1e308, 1e308]])) == 0.0
+
+
+@pytest.mark.parametrize("bj, bi, n_chunks", [(4, 3, 1), (3, 5, 2), (1, 1, 3)])
+def test_direct_fallback_only_for_rows_far_below_the_reference(bj, bi, n_chunks, monkeypatch):
+    """Pass 1 recomputes a row directly only when its LSE lies more than _SAFE_GAP below the
+    shared reference (module docstring).  A wrong running maximum, rebasing or accumulation
+    would send every row down that exact path and still give the right values, so the rows
+    taken there are counted: none on ordinary logits, exactly the far rows otherwise.
+    (The Python body of the kernel, lse_pass.py_func, so that the call can be counted.)"""
+    from numerics import _kernels
+
+    calls = []
+    direct = _kernels._direct_row_lse
+
+    def counting(X, Y, alpha, beta, i, frow, erow, scratch):
+        calls.append(int(i))
+        return direct(X, Y, alpha, beta, i, frow, erow, scratch)
+
+    monkeypatch.setattr(_kernels, "_direct_row_lse", counting)
+    lse_pass = getattr(_kernels.lse_pass, "py_func", _kernels.lse_pass)
+    rng = np.random.default_rng(bj + 10 * bi + 100 * n_chunks)
+    N = 11
+    X, Y = rng.standard_normal((N, 3)), rng.standard_normal((N, 3))
+    alpha, beta = 3 * rng.standard_normal(N), 3 * rng.standard_normal(N)
+    beta[N - 1] += 40.0   # the largest logits in the last column block: the reference is rebased
+    lse_pass(X, Y, alpha, beta, bj, bi, n_chunks)
+    assert calls == []
+    alpha[[2, 7]] -= 1000.0
+    r, _ = lse_pass(X, Y, alpha, beta, bj, bi, n_chunks)
+    assert sorted(calls) == [2, 7]
+    from scipy.special import logsumexp
+    np.testing.assert_allclose(r, logsumexp(X @ Y.T + alpha[:, None] + beta[None, :], axis=1),
+                               rtol=1e-12, atol=1e-12)

@@ -260,3 +260,123 @@ def test_estimates_report_their_sample_sizes_and_parts(models):
                                    bank_size=40)
     assert L.n_samples == 300 and L.detail["bank_size"] == 40
     assert L.standard_error == pytest.approx(np.hypot(L.detail["se_samples"], L.detail["se_bank"]), rel=1e-12)
+
+
+def test_log_partition_is_the_documented_bias_corrected_estimator():
+    """Against the module docstring's formula, evaluated entry by entry with math and
+    statistics (no NumPy reductions): log Z_i = log mean_k e^{F_ik} + Var_k(p_ik)/(2M)
+    (sample variance), p_ik = e^{F_ik}/mean_k e^{F_ik}; influence_k = mean_i p_ik.
+    n = 1030 rows cross the 1024-row chunk boundary."""
+    import math
+    import statistics
+    rng = np.random.default_rng(8)
+    for n, M, sim in ((5, 4, "dot"), (1030, 3, "l2"), (6, 2, "cosine")):
+        za, zbank = rng.standard_normal((n, 2)), rng.standard_normal((M, 2))
+        logZ, corr, infl = MC._log_partition(za, zbank, 0.7, sim)
+        F = _logits_by_hand(za, zbank, 0.7, sim)
+        want_infl = [0.0] * M
+        for i in range(n):
+            e = [math.exp(F[i][k]) for k in range(M)]
+            mean = math.fsum(e) / M
+            p = [x / mean for x in e]
+            c = statistics.variance(p) / (2 * M)
+            assert corr[i] == pytest.approx(c, rel=1e-9, abs=1e-15)
+            assert logZ[i] == pytest.approx(math.log(mean) + c, rel=1e-12, abs=1e-12)
+            for k in range(M):
+                want_infl[k] += p[k] / n
+        np.testing.assert_allclose(infl, want_infl, rtol=1e-12)
+
+
+def _logits_by_hand(za, zb, tau, sim):
+    """F_ik = s(a_i, b_k)/tau written out (dot, -|a-b|^2/2, cosine) as nested lists."""
+    import math
+    out = []
+    for a in za:
+        row = []
+        for b in zb:
+            if sim == "dot":
+                s = sum(x * y for x, y in zip(a, b))
+            elif sim == "l2":
+                s = -0.5 * sum((x - y) ** 2 for x, y in zip(a, b))
+            else:
+                s = sum(x * y for x, y in zip(a, b)) / math.hypot(*a) / math.hypot(*b)
+            row.append(s / tau)
+        out.append(row)
+    return out
+
+
+def test_population_loss_checks_every_encoder_call_by_name(models):
+    """Each of the four encoder calls (samples and bank, both modalities) is checked on its
+    own: encoders that misbehave only on one batch size (the bank's, 7, or the samples', 10)
+    are caught there, under the encoder's name."""
+    m = models[0]
+    sample = MC.gaussian_sampler(m.cov, m.n_u)
+    rng = np.random.default_rng(0)
+    one_u, one_v = (lambda u: u[:, :1]), (lambda v: v[:, :1])
+
+    def on(size, bad, good):
+        return lambda x: bad(x) if x.shape[0] == size else good(x)
+
+    zero = lambda x: 0 * x[:, :1]            # noqa: E731
+    wide = lambda x: np.ones((x.shape[0], 2))  # noqa: E731
+    cases = [
+        (on(10, zero, one_u), one_v, "cosine", "encode_u"), (one_u, on(10, zero, one_v), "cosine", "encode_v"),
+        (on(7, zero, one_u), one_v, "cosine", "encode_u"), (one_u, on(7, zero, one_v), "cosine", "encode_v"),
+        (one_u, on(10, wide, one_v), "dot", "encode_v"), (on(7, wide, one_u), one_v, "dot", "encode_u"),
+        (one_u, on(7, wide, one_v), "dot", "encode_v"),
+    ]
+    for eu, ev, sim, name in cases:
+        with pytest.raises(InvalidInputError, match=f"^{name}="):
+            MC.population_clip_loss_mc(sample, eu, ev, 1.0, sim, 10, rng, bank_size=7)
+    with pytest.raises(InvalidInputError, match="^sample="):
+        MC.population_clip_loss_mc(3, one_u, one_v, 1.0, "dot", 10, rng)
+    with pytest.raises(InvalidInputError, match="^sample="):
+        MC.expected_batch_loss_mc("s", one_u, one_v, 1.0, "dot", 4, 2, rng)
+
+
+@pytest.mark.parametrize("sim", ["dot", "cosine"])
+def test_population_loss_estimator_by_hand(sim):
+    """The whole estimator of population_clip_loss_mc on fixed draws (a sampler that returns
+    set arrays for the samples' and the bank's sizes), recomputed from the module docstring
+    with math/statistics: h_i = -f_ii + (log Z_v(u_i) + log Z_u(v_i))/2 with bias-corrected
+    bank log-partitions; the bank influence psi_k = (mean_i p^v_ik + mean_i p^u_ik)/2;
+    se = hypot(stdev(h)/sqrt(n), stdev(psi)/sqrt(M))."""
+    import math
+    import statistics
+    rng = np.random.default_rng(12)
+    n, M, tau = 5, 4, 0.8
+    U, V = rng.standard_normal((n, 2)), rng.standard_normal((n, 3))
+    Ub, Vb = rng.standard_normal((M, 2)), rng.standard_normal((M, 3))
+    Gu, Gv = rng.standard_normal((2, 2)), rng.standard_normal((2, 3))
+    sample = lambda r, k: (U, V) if k == n else (Ub, Vb)  # noqa: E731
+    est = MC.population_clip_loss_mc(sample, MC.linear_encoder(Gu), MC.linear_encoder(Gv), tau, sim,
+                                     n, np.random.default_rng(0), bank_size=M)
+    za, zb, zab, zbb = U @ Gu.T, V @ Gv.T, Ub @ Gu.T, Vb @ Gv.T
+
+    def logZ(rows, bank):
+        F = _logits_by_hand(rows, bank, tau, sim)
+        out, corr, infl = [], [], [0.0] * M
+        for Fi in F:
+            e = [math.exp(x) for x in Fi]
+            mean = math.fsum(e) / M
+            p = [x / mean for x in e]
+            c = statistics.variance(p) / (2 * M)
+            out.append(math.log(mean) + c)
+            corr.append(c)
+            for k in range(M):
+                infl[k] += p[k] / len(F)
+        return out, corr, infl
+
+    lzv, cv, iv = logZ(za, zbb)
+    lzu, cu, iu = logZ(zb, zab)
+    f = [_logits_by_hand([a], [b], tau, sim)[0][0] for a, b in zip(za, zb)]
+    h = [-fi + 0.5 * x + 0.5 * y for fi, x, y in zip(f, lzv, lzu)]
+    psi = [0.5 * (x + y) for x, y in zip(iv, iu)]
+    se_h, se_bank = statistics.stdev(h) / math.sqrt(n), statistics.stdev(psi) / math.sqrt(M)
+    assert est.estimate == pytest.approx(statistics.fmean(h), rel=1e-12)
+    assert est.detail["se_samples"] == pytest.approx(se_h, rel=1e-10)
+    assert est.detail["se_bank"] == pytest.approx(se_bank, rel=1e-10)
+    assert est.standard_error == pytest.approx(math.hypot(se_h, se_bank), rel=1e-10)
+    assert est.detail["bias_correction"] == pytest.approx(0.5 * (statistics.fmean(cv) + statistics.fmean(cu)),
+                                                          rel=1e-10)
+    assert est.n_samples == n and est.detail["bank_size"] == M

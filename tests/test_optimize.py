@@ -301,3 +301,36 @@ def test_a_spoilt_inverse_hessian_seed_is_ignored():
     for H0 in (-np.eye(5), np.eye(4), np.full((5, 5), np.nan)):
         fit = minimize_factors(_quadratic, 2, 3, 1, starts=1, rng=rng, hess_inv=H0)
         assert fit.converged and fit.value < 1e-18
+
+
+def test_finite_difference_steps_are_the_documented_ones():
+    """Both central-difference helpers step entry i by eps^(1/3) max(1, |x_i|) (their
+    docstrings): the evaluation points are recorded, and integer input is differenced in
+    float64 (not truncated back to integers)."""
+    from numerics.optimize import finite_difference_objective
+    base = np.finfo(np.float64).eps ** (1 / 3)
+    A = np.array([[0.25, -3.0], [40.0, 1.0]])
+    points = []
+
+    def loss(X):
+        points.append(np.array(X, dtype=float))
+        return float(np.sum(X**2))
+
+    finite_difference_grad(loss, A)
+    steps = np.array([np.max(np.abs(p - A)) for p in points]).reshape(-1, 2)  # (+h, -h) per entry
+    want = base * np.maximum(1.0, np.abs(A)).ravel()
+    np.testing.assert_allclose(steps[:, 0], want, rtol=1e-6)
+    np.testing.assert_allclose(steps[:, 1], want, rtol=1e-6)
+    g = finite_difference_grad(lambda X: float(np.sum(X**2)), np.array([[1, 2], [3, 4]]))
+    np.testing.assert_allclose(g, [[2, 4], [6, 8]], rtol=1e-8)
+
+    seen = []
+
+    def value(G_u, G_v):
+        seen.append(np.concatenate([G_u.ravel(), G_v.ravel()]))
+        return float(np.sum(G_u**2) + np.sum(G_v**2))
+
+    x = np.array([0.5, -7.0, 2.0])
+    finite_difference_objective(value)(x[:1].reshape(1, 1), x[1:].reshape(1, 2))
+    diffs = [np.max(np.abs(p - x)) for p in seen if np.max(np.abs(p - x)) > 0]
+    np.testing.assert_allclose(diffs, np.repeat(base * np.maximum(1.0, np.abs(x)), 2), rtol=1e-6)
