@@ -110,7 +110,9 @@ def random_gaussian_model(
     n_e : int, optional
         Latent dimension; drawn in ``1..min(n_u, n_v)`` if omitted.
     max_correlation : float
-        Largest canonical correlation :math:`\sigma_1`, in ``(0, 1)``.
+        Largest canonical correlation :math:`\sigma_1`, in ``(0, 1)`` (with
+        ``tie=True`` an upper bound: the correlations are then drawn uniformly
+        in ``[0.05, max_correlation]``).
     min_gap : float
         Enforced eigengap :math:`\sigma_{n_e} - \sigma_{n_e+1} \ge` ``min_gap``
         (ignored with ``tie=True``).
@@ -164,7 +166,8 @@ def default_models(seed: int = 0, cases: int = 24, *, max_dim: int = 4) -> list[
     draws a cross-covariance rank uniformly from :math:`1..\min(n_u, n_v)` (so
     it is deficient only when the draw is below the full rank); model ``i`` with
     ``i % 4 == 3`` ties :math:`\sigma_{n_e}` to :math:`\sigma_{n_e+1}` when
-    :math:`n_e` is below that rank.  Largest correlation uniform in [0.3, 0.95],
+    :math:`n_e` is below that rank.  Largest correlation uniform in [0.3, 0.95]
+    (for a tied model that draw is an upper bound, see :func:`random_gaussian_model`),
     condition number log-uniform in [1, 100].  Deterministic in ``seed``.
     """
     rng = np.random.default_rng(seed)

@@ -127,7 +127,7 @@ def test_default_models_follow_their_documented_recipe():
         s = _canonical(m.cov, m.n_u)
         k = min(m.n_u, m.n_v)
         assert 1 <= m.n_u <= 4 and 1 <= m.n_v <= 4 and 1 <= m.n_e <= k
-        assert 0.3 - 1e-12 <= s[0] <= 0.95 + 1e-12
+        assert (0.0 if "tie" in m.label else 0.3 - 1e-12) <= s[0] <= 0.95 + 1e-12
         rank = int(np.sum(s > 1e-9))
         if i % 3 != 2:
             assert rank == k                                      # full rank unless drawn
@@ -197,3 +197,32 @@ def test_gaussian_model_rejects_blocks_singular_to_eigh():
     np.linalg.cholesky(cov)
     with pytest.raises(InvalidInputError, match="^cov=.*smallest eigenvalue"):
         M.GaussianModel(cov=cov, n_u=1, n_e=1)
+
+
+def test_default_models_cover_their_documented_ranges():
+    """Over 200 models of one seed: sizes take every value in 1..max_dim, the largest
+    correlation spreads over [0.3, 0.95] and each marginal block's condition number over
+    [1, 100] (log-uniform: some below 10, some above 50)."""
+    models = M.default_models(seed=7, cases=200)
+    assert {m.n_u for m in models} == {1, 2, 3, 4} and {m.n_v for m in models} == {1, 2, 3, 4}
+    tops = np.array([_canonical(m.cov, m.n_u)[0] for m in models if "tie" not in m.label])
+    assert 0.3 - 1e-12 <= tops.min() < 0.4 and 0.85 < tops.max() <= 0.95 + 1e-12
+    tied = np.array([_canonical(m.cov, m.n_u)[0] for m in models if "tie" in m.label])
+    assert len(tied) > 10 and tied.max() <= 0.95 + 1e-12   # a tied model's draw is only a bound
+    conds = np.array([_cond(b) for m in models for b in (m.cov[:m.n_u, :m.n_u], m.cov[m.n_u:, m.n_u:])
+                      if b.shape[0] > 1])
+    assert conds.min() < 10 and 50 < conds.max() <= 100 * (1 + 1e-9)
+    first = M.default_models()
+    assert all(np.array_equal(a.cov, b.cov) for a, b in zip(first, M.default_models(0)))  # seed 0
+
+
+def test_gaussian_model_stores_the_validated_fields():
+    cov = [[2.0, 0.5, 0.1], [0.5, 1.0, 0.2], [0.1, 0.2 + 1e-17, 1.5]]   # asymmetric by rounding only
+    m = M.GaussianModel(cov=cov, n_u=np.int64(2), n_e=np.int64(1))
+    assert isinstance(m.cov, np.ndarray) and m.cov.dtype == np.float64
+    np.testing.assert_array_equal(m.cov, m.cov.T)
+    assert type(m.n_u) is int and type(m.n_e) is int and m.n_v == 1
+    with pytest.raises(InvalidInputError, match="^n_e="):
+        M.GaussianModel(cov=cov, n_u=2, n_e=2)                      # n_v = 1
+    with pytest.raises(InvalidInputError, match="^n_u="):
+        M.GaussianModel(cov=cov, n_u=3, n_e=1)

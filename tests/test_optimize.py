@@ -334,3 +334,30 @@ def test_finite_difference_steps_are_the_documented_ones():
     finite_difference_objective(value)(x[:1].reshape(1, 1), x[1:].reshape(1, 2))
     diffs = [np.max(np.abs(p - x)) for p in seen if np.max(np.abs(p - x)) > 0]
     np.testing.assert_allclose(diffs, np.repeat(base * np.maximum(1.0, np.abs(x)), 2), rtol=1e-6)
+
+
+def test_balanced_factors_validate_by_name():
+    with pytest.raises(InvalidInputError, match="^A="):
+        balanced_factors(np.ones(3), 1)
+    with pytest.raises(InvalidInputError, match="^A="):
+        balanced_factors([[1.0, np.inf]], 1)
+    with pytest.raises(InvalidInputError, match="^n_e="):
+        balanced_factors(np.ones((1, 3)), 2)                     # n_e <= min(n_u, n_v) = 1
+    G_u, G_v = balanced_factors(np.array([[1, 2], [3, 4]]), 2)   # integers are fine
+    np.testing.assert_allclose(G_u.T @ G_v, [[1, 2], [3, 4]], atol=1e-12)
+
+
+def test_minimize_over_factors_defaults():
+    """Six starts, random entries of standard deviation 0.5 (docstring defaults)."""
+    firsts = []
+
+    def loss(A):
+        firsts.append(A.copy())
+        return float(np.sum((A - 1.0) ** 2))
+
+    with pytest.warns(RuntimeWarning, match="did not converge"):
+        fit = minimize_over_factors(loss, 12, 12, 12, grad=lambda A: 2 * (A - 1.0), maxiter=1, restarts=0)
+    assert len(fit.start_values) == 6
+    # A = G_u^T G_v of 12x12 N(0, s^2) factors: entries of variance 12 s^4 (std 0.87 at s = 0.5,
+    # 7.8 at s = 1.5); 144 entries give its standard deviation to ~10 %
+    assert np.std(firsts[0]) == pytest.approx(np.sqrt(12) * 0.25, rel=0.3)
