@@ -192,19 +192,54 @@ def test_mixed_dtypes_promote_to_float64():
     assert loss.dtype == np.float64 and ga.dtype == np.float64
 
 
+F32 = np.float32
+
+
 @pytest.mark.parametrize("args, name", [
     ((np.ones((3, 2)), np.ones((3, 3)), 1.0), "zb"),
     ((np.ones(3), np.ones(3), 1.0), "za"),
+    ((np.ones((3, 2)), np.ones(3), 1.0), "zb"),
     ((np.ones((0, 2)), np.ones((0, 2)), 1.0), "za"),
+    ((np.ones((3, 0)), np.ones((3, 0)), 1.0), "za"),
     ((np.array([[np.nan, 1.0]]), np.ones((1, 2)), 1.0), "za"),
+    ((np.ones((1, 2)), np.array([[1.0, np.inf]]), 1.0), "zb"),
     ((np.ones((2, 2)), np.ones((2, 2)), 0.0), "tau"),
     ((np.ones((2, 2)), np.ones((2, 2)), -1.0), "tau"),
     ((np.ones((2, 2)), np.ones((2, 2)), np.inf), "tau"),
+    # representable in float64, not in float32: 0 after rounding, inf, or 1/tau = inf
+    ((np.zeros((2, 2), F32), np.zeros((2, 2), F32), 1e-50), "tau"),
+    ((np.zeros((2, 2), F32), np.zeros((2, 2), F32), 1e39), "tau"),
+    ((np.zeros((2, 2), F32), np.zeros((2, 2), F32), 1e-39), "tau"),
 ])
 def test_invalid_inputs(args, name):
+    import warnings
+    for fn in (K.clip_loss, K.clip_loss_and_grad, K.clip_logits):
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")   # judged, not warned about
+            with pytest.raises(InvalidInputError, match=f"^{name}="):
+                fn(*args)
+
+
+def test_float32_temperature_whose_inverse_is_finite_is_accepted():
+    # tau = 5e-39 is subnormal in float32 and 1/tau = 2e38 < 3.4e38: representable
+    z = np.zeros((3, 2), F32)
+    assert K.clip_loss(z, z, 5e-39) == pytest.approx(np.log(3), rel=1e-6)
+
+
+def test_refusal_when_the_rounding_error_could_exceed_a_nat():
+    """|L_N - exact| <= 64 eps max(|LSE|, |F_ii|) is refused past 1 nat (ABS_ERROR_LIMIT):
+    each of the three terms of the bound, and the dtype's own eps, can be the one that trips it."""
+    # diagonal logits -1e15, off-diagonal 0: every LSE is 0, only |F_ii| is large
+    za = np.array([[-1e15, 0.0], [0.0, -1e15]])
+    zb = np.eye(2)
     for fn in (K.clip_loss, K.clip_loss_and_grad):
-        with pytest.raises(InvalidInputError, match=name):
-            fn(*args)
+        with pytest.raises(InvalidInputError, match="^za=.*logits small enough"):
+            fn(za, zb, 1.0)
+    # float32 logits 1e6: 64 * 1.2e-7 * 1e6 = 7.6 nats (in float64 the same batch is fine)
+    big = np.full((3, 1), 1000.0, dtype=F32)
+    with pytest.raises(InvalidInputError, match="^za=.*logits small enough for float32"):
+        K.clip_loss(big, big, 1.0)
+    assert K.clip_loss(big.astype(np.float64), big.astype(np.float64), 1.0) == pytest.approx(np.log(3), rel=1e-9)
 
 
 def test_invalid_similarity_and_zero_rows():
@@ -213,9 +248,12 @@ def test_invalid_similarity_and_zero_rows():
         K.clip_loss(z, z, 1.0, "euclid")
     zero = z.copy()
     zero[1] = 0
-    with pytest.raises(InvalidInputError, match="za"):
-        K.clip_loss_and_grad(zero, z, 1.0, "cosine")
-    with pytest.raises(InvalidInputError, match="F"):
+    for fn in (K.clip_loss, K.clip_loss_and_grad, K.clip_logits):
+        with pytest.raises(InvalidInputError, match=r"^za=.*non-zero norm.*row 1 is 0"):
+            fn(zero, z, 1.0, "cosine")
+        with pytest.raises(InvalidInputError, match=r"^zb=.*non-zero norm.*row 1 is 0"):
+            fn(z, zero, 1.0, "cosine")
+    with pytest.raises(InvalidInputError, match="^F="):
         K.clip_loss_from_logits(np.ones((2, 3)))
 
 

@@ -226,3 +226,17 @@ def test_gaussian_model_stores_the_validated_fields():
         M.GaussianModel(cov=cov, n_u=2, n_e=2)                      # n_v = 1
     with pytest.raises(InvalidInputError, match="^n_u="):
         M.GaussianModel(cov=cov, n_u=3, n_e=1)
+
+
+def test_random_gaussian_model_defaults():
+    """max_correlation 0.9, min_gap 0.05 (gaps below 0.45 occur), max_condition 10 (attained)."""
+    rng = np.random.default_rng(9)
+    gaps = []
+    for _ in range(40):
+        m = M.random_gaussian_model(rng, 3, 3, n_e=1)
+        s = _canonical(m.cov, 3)
+        assert s[0] == pytest.approx(0.9, abs=1e-12)
+        assert s[0] - s[1] >= 0.05 - 1e-12
+        gaps.append(s[0] - s[1])
+        assert _cond(m.cov[:3, :3]) == pytest.approx(10.0, rel=1e-9)
+    assert min(gaps) < 0.3

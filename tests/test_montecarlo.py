@@ -380,3 +380,46 @@ def test_population_loss_estimator_by_hand(sim):
     assert est.detail["bias_correction"] == pytest.approx(0.5 * (statistics.fmean(cv) + statistics.fmean(cu)),
                                                           rel=1e-10)
     assert est.n_samples == n and est.detail["bank_size"] == M
+
+
+def test_expected_batch_loss_estimate_by_hand_and_arguments(models):
+    """Mean and standard error over batches of L_N written out with math (log-sum-exps of
+    the logits by hand); batch_size >= 1 and n_batches >= 2 are the documented minima."""
+    import math
+    import statistics
+    rng = np.random.default_rng(21)
+    N, R, tau = 3, 4, 0.6
+    U, V = rng.standard_normal((N * R, 2)), rng.standard_normal((N * R, 2))
+    sample = lambda r, n: (U[:n], V[:n])  # noqa: E731
+    enc = lambda x: x  # noqa: E731
+    for sim in ("dot", "cosine"):
+        est = MC.expected_batch_loss_mc(sample, enc, enc, tau, sim, N, R, np.random.default_rng(0))
+        values = []
+        for b in range(R):
+            F = _logits_by_hand(U[b * N:(b + 1) * N], V[b * N:(b + 1) * N], tau, sim)
+            lse = lambda xs: max(xs) + math.log(math.fsum(math.exp(x - max(xs)) for x in xs))  # noqa: E731
+            rows = [lse(F[i]) for i in range(N)]
+            cols = [lse([F[i][j] for i in range(N)]) for j in range(N)]
+            values.append((0.5 * math.fsum(rows) + 0.5 * math.fsum(cols) - math.fsum(F[i][i] for i in range(N))) / N)
+        assert est.estimate == pytest.approx(statistics.fmean(values), rel=1e-12)
+        assert est.standard_error == pytest.approx(statistics.stdev(values) / math.sqrt(R), rel=1e-10)
+        assert est.n_samples == R and est.detail == {"batch_size": N}
+    one = MC.expected_batch_loss_mc(sample, enc, enc, tau, "dot", 1, 2, np.random.default_rng(0))
+    assert one.estimate == 0.0                                   # L_1 = 0
+    for kwargs, name in ((dict(batch_size=0), "batch_size"), (dict(n_batches=1), "n_batches")):
+        args = dict(batch_size=2, n_batches=2)
+        args.update(kwargs)
+        with pytest.raises(InvalidInputError, match=f"^{name}="):
+            MC.expected_batch_loss_mc(sample, enc, enc, tau, "dot", args["batch_size"], args["n_batches"],
+                                      np.random.default_rng(0))
+    zero = lambda x: 0 * x  # noqa: E731
+    for eu, ev, name in ((zero, enc, "encode_u"), (enc, zero, "encode_v")):
+        with pytest.raises(InvalidInputError, match=f"^{name}="):
+            MC.expected_batch_loss_mc(sample, eu, ev, tau, "cosine", 2, 2, np.random.default_rng(0))
+
+
+def test_linear_encoder_validates_G_by_name():
+    for G in (np.ones(3), [[1.0, np.nan]]):
+        with pytest.raises(InvalidInputError, match="^G="):
+            MC.linear_encoder(G)
+    np.testing.assert_array_equal(MC.linear_encoder([[1, 2]])(np.array([[3.0, 4.0]])), [[11.0]])
