@@ -287,11 +287,14 @@ def test_extra_scalars_start_at_zero_and_are_learned():
         val, (gu, gv) = _quadratic(G_u, G_v)
         return val + float((extra[0] - 3.0) ** 2 + extra[1] ** 2), (gu, gv, 2 * (extra - [3.0, 0.0]))
 
-    fit = minimize_factors(objective, 2, 3, 1, starts=2, n_extra=2, rng=np.random.default_rng(0))
+    fit = minimize_factors(objective, 2, 3, 2, starts=2, n_extra=2, rng=np.random.default_rng(0))
     np.testing.assert_array_equal(firsts[0], 0.0)
     np.testing.assert_allclose(fit.extra, [3.0, 0.0], atol=1e-9)
-    assert fit.x.shape == (2 + 3 + 2,) and fit.hess_inv.shape == (7, 7)
-    warm = minimize_factors(objective, 2, 3, 1, starts=1, n_extra=2,
+    np.testing.assert_allclose(fit.G_u, 1.0, atol=1e-9)
+    np.testing.assert_allclose(fit.G_v, -2.0, atol=1e-9)
+    assert fit.G_u.shape == (2, 2) and fit.G_v.shape == (2, 3)
+    assert fit.x.shape == (4 + 6 + 2,) and fit.hess_inv.shape == (12, 12)
+    warm = minimize_factors(objective, 2, 3, 2, starts=1, n_extra=2,
                             init=(fit.G_u, fit.G_v, fit.extra), hess_inv=fit.hess_inv)
     assert warm.n_iter == 0
 
@@ -361,3 +364,54 @@ def test_minimize_over_factors_defaults():
     # A = G_u^T G_v of 12x12 N(0, s^2) factors: entries of variance 12 s^4 (std 0.87 at s = 0.5,
     # 7.8 at s = 1.5); 144 entries give its standard deviation to ~10 %
     assert np.std(firsts[0]) == pytest.approx(np.sqrt(12) * 0.25, rel=0.3)
+
+
+def _scaled_quadratic(G_u, G_v, offset=0.0):
+    c = np.array([1.0, 10.0, 100.0, 1000.0, 3.0])
+    x = np.concatenate([G_u.ravel(), G_v.ravel()])
+    g = 2 * c * (x - 1)
+    return float(offset + np.sum(c * (x - 1) ** 2)), (g[:2].reshape(1, 2), g[2:].reshape(1, 3))
+
+
+def test_an_inverse_hessian_seed_is_used_on_the_first_start():
+    """On a quadratic with curvatures 1..1000, BFGS seeded with the exact inverse Hessian
+    needs ~2 iterations from a distant start; from the identity it needs several."""
+    init = (np.zeros((1, 2)), np.zeros((1, 3)))
+    H = np.diag(1 / (2 * np.array([1.0, 10.0, 100.0, 1000.0, 3.0])))
+    cold = minimize_factors(_scaled_quadratic, 2, 3, 1, starts=1, init=init)
+    seeded = minimize_factors(_scaled_quadratic, 2, 3, 1, starts=1, init=init, hess_inv=H)
+    assert seeded.converged and cold.converged
+    assert seeded.n_iter <= 2 < 5 <= cold.n_iter
+    # a non-symmetric seed is used through its symmetric part
+    skew = H + np.triu(np.full((5, 5), 1e-3), 1) - np.tril(np.full((5, 5), 1e-3), -1)
+    assert minimize_factors(_scaled_quadratic, 2, 3, 1, starts=1, init=init, hess_inv=skew).n_iter <= 2
+
+
+def test_a_stop_on_precision_loss_at_the_rounding_floor_is_converged():
+    """A loss offset by 1e8: BFGS stops on precision loss with a gradient ~1e-6, above gtol
+    but below the floor sqrt(2 eps |f|) = 2e-4 (is_converged): converged, no warning, and
+    SciPy's message recorded."""
+    obj = lambda G_u, G_v: _scaled_quadratic(G_u, G_v, offset=1e8)  # noqa: E731
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        fit = minimize_factors(obj, 2, 3, 1, starts=2, rng=np.random.default_rng(0))
+    assert fit.converged and fit.grad_norm > 1e-10
+    assert len(fit.messages) == 2 and all("precision loss" in m for m in fit.messages)
+
+
+def test_minimize_factors_defaults_and_warning_location():
+    seen = []
+
+    def recording(G_u, G_v):
+        seen.append(np.concatenate([G_u.ravel(), G_v.ravel()]))
+        return _quadratic(G_u, G_v)
+
+    fit = minimize_factors(recording, 2, 3, 1)
+    assert len(fit.start_values) == 4                              # starts=4
+    first = seen[0]
+    seen.clear()
+    minimize_factors(recording, 2, 3, 1, rng=np.random.default_rng(0))
+    np.testing.assert_array_equal(seen[0], first)                  # rng=None is default_rng(0)
+    with pytest.warns(RuntimeWarning, match="did not converge") as record:
+        minimize_factors(_quadratic, 2, 3, 1, starts=1, maxiter=1, restarts=0)
+    assert record[0].filename == __file__                          # stacklevel: the caller's line
