@@ -405,7 +405,7 @@ def test_expected_batch_loss_estimate_by_hand_and_arguments(models):
         assert est.standard_error == pytest.approx(statistics.stdev(values) / math.sqrt(R), rel=1e-10)
         assert est.n_samples == R and est.detail == {"batch_size": N}
     one = MC.expected_batch_loss_mc(sample, enc, enc, tau, "dot", 1, 2, np.random.default_rng(0))
-    assert one.estimate == 0.0                                   # L_1 = 0
+    assert one.estimate == 0.0 and one.standard_error == 0.0     # L_1 = 0 on both batches
     for kwargs, name in ((dict(batch_size=0), "batch_size"), (dict(n_batches=1), "n_batches")):
         args = dict(batch_size=2, n_batches=2)
         args.update(kwargs)
@@ -423,3 +423,57 @@ def test_linear_encoder_validates_G_by_name():
         with pytest.raises(InvalidInputError, match="^G="):
             MC.linear_encoder(G)
     np.testing.assert_array_equal(MC.linear_encoder([[1, 2]])(np.array([[3.0, 4.0]])), [[11.0]])
+
+
+def test_encoder_and_sampler_contracts_by_name(models):
+    m = models[0]
+    rng = np.random.default_rng(0)
+    sample = MC.gaussian_sampler(m.cov, m.n_u)
+    one = lambda x: x[:, :1]  # noqa: E731
+
+    def boom(x):
+        raise ValueError("no")
+
+    cases = [
+        (boom, one, r"^encode_u=.*accepting a batch of shape \(10, \d\).*ValueError: no"),
+        (lambda x: x[:, 0], one, r"^encode_u=.*shape \(10, n_e\)"),
+        (lambda x: x[:-1, :1], one, r"^encode_u=.*shape \(10, n_e\)"),
+        (one, lambda x: np.hstack([x[:, :1], x[:, :1]]), r"^encode_v=.*shape \(10, 1\)"),
+        (lambda x: np.full((len(x), 1), np.nan), one, r"^encode_u="),
+        (3, one, "^encode_u="), (one, 3, "^encode_v="),
+    ]
+    for eu, ev, pattern in cases:
+        with pytest.raises(InvalidInputError, match=pattern):
+            MC.population_clip_loss_mc(sample, eu, ev, 1.0, "dot", 10, rng)
+    for kwargs, name in ((dict(n_samples=1), "n_samples"), (dict(bank_size=1), "bank_size")):
+        args = dict(n_samples=10)
+        args.update(kwargs)
+        with pytest.raises(InvalidInputError, match=f"^{name}="):
+            MC.population_clip_loss_mc(sample, one, one, 1.0, "dot", rng=rng, **args)
+    # a sampler must return a tuple of two finite 2-D arrays with n rows; one column is fine
+    U, V = rng.standard_normal((10, 1)), rng.standard_normal((10, 1))
+    est = MC.population_clip_loss_mc(lambda r, n: (U[:n], V[:n]), one, one, 1.0, "dot", 10, rng, bank_size=10)
+    assert np.isfinite(est.estimate)
+    for bad in (lambda r, n: [U[:n], V[:n]], lambda r, n: (U[:n], np.full((n, 1), np.nan))):
+        with pytest.raises(InvalidInputError, match="^sample="):
+            MC.population_clip_loss_mc(bad, one, one, 1.0, "dot", 10, rng)
+
+
+def test_balanced_loss_mc_defaults_detail_and_arguments(models):
+    m = models[0]
+    G_u, G_v = np.ones((1, m.n_u)), np.ones((1, m.n_v))
+    r = MC.balanced_loss_mc(G_u, G_v, 1.0, m.cov, m.n_u, 0.5, similarity="dot")
+    assert r.n_samples == 4096 and r.detail == {"batch": 256, "n_batches": 16}
+    again = MC.balanced_loss_mc(G_u, G_v, 1.0, m.cov, m.n_u, 0.5, similarity="dot", rng=np.random.default_rng(0))
+    assert again.estimate == r.estimate                                     # rng=None is default_rng(0)
+    small = MC.balanced_loss_mc(G_u, G_v, 1.0, m.cov, m.n_u, 0.5, similarity="dot", batch=2, n_samples=4)
+    assert small.n_samples == 4 and small.detail == {"batch": 2, "n_batches": 2}
+    for kwargs, name in ((dict(batch=1), "batch"), (dict(batch=4, n_samples=7), "n_samples")):
+        with pytest.raises(InvalidInputError, match=f"^{name}="):
+            MC.balanced_loss_mc(G_u, G_v, 1.0, m.cov, m.n_u, 0.5, similarity="dot", **kwargs)
+    with pytest.raises(InvalidInputError, match="^G_v="):
+        MC.balanced_loss_mc(G_u, 0 * G_v, 1.0, m.cov, m.n_u, 0.5, similarity="cosine", batch=2, n_samples=4)
+    kl = MC.balanced_kl_mc(G_u, G_v, 1.0, m.cov, m.n_u, 0.5, similarity="dot", n_samples=50)
+    kl0 = MC.balanced_kl_mc(G_u, G_v, 1.0, m.cov, m.n_u, 0.5, similarity="dot", n_samples=50,
+                            rng=np.random.default_rng(0))
+    assert kl.estimate == kl0.estimate and kl.n_samples == 50
