@@ -50,6 +50,13 @@ def test_random_spd_attains_its_conditioning(n, kappa):
         assert w[0] == pytest.approx(1.0, rel=1e-12) and w[-1] == pytest.approx(kappa, rel=1e-12)
 
 
+def test_random_spd_defaults_and_one_by_one():
+    rng = np.random.default_rng(2)
+    assert _cond(M.random_spd(rng, 3)) == pytest.approx(10.0, rel=1e-9)      # max_condition=10
+    ones = [M.random_spd(rng, 1, max_condition=50.0)[0, 0] for _ in range(20)]
+    assert all(1.0 <= x <= 50.0 for x in ones) and len(set(ones)) == 20     # drawn, not pinned to 50
+
+
 def test_random_spd_eigenvalues_are_log_uniform():
     # the interior eigenvalues of a 3x3 draw are log-uniform on [1, kappa]: log w / log kappa ~ U(0, 1)
     rng = np.random.default_rng(1)
@@ -62,7 +69,7 @@ def test_random_spd_eigenvalues_are_log_uniform():
 
 @pytest.mark.parametrize("bad", [0.5, math.inf, math.nan])
 def test_random_spd_rejects_a_bad_condition_number(bad):
-    with pytest.raises(InvalidInputError, match="max_condition"):
+    with pytest.raises(InvalidInputError, match="^max_condition="):
         M.random_spd(np.random.default_rng(0), 3, max_condition=bad)
 
 
@@ -92,11 +99,14 @@ def test_random_gaussian_model_gap_below_the_remaining_correlations():
     """With n_e < rank the correlations past n_e lie below sigma_{n_e} - min_gap, and the
     gap is at most half the largest correlation."""
     rng = np.random.default_rng(5)
+    thirds = []
     for _ in range(20):
         m = M.random_gaussian_model(rng, 4, 4, n_e=2, max_correlation=0.6, min_gap=0.5)
         s = _canonical(m.cov, 4)
         assert s[1] - s[2] >= 0.3 - 1e-12      # min(min_gap, max_correlation / 2) = 0.3
         assert np.all(s[2:] <= s[2] + 1e-12) and np.all(s >= -1e-12) and s[0] <= 0.6 + 1e-12
+        thirds.append(s[2])
+    assert max(thirds) > 0.15                  # the rest lie in [0, lo], lo uniform in [0, 0.6 - 0.3]
 
 
 def test_random_gaussian_model_tie_and_drawn_latent_dimension():
@@ -195,8 +205,11 @@ def test_gaussian_model_rejects_blocks_singular_to_eigh():
     cov = np.diag([1.0, 0.0, 0.0, 0.0])
     cov[1:, 1:] = [[0.03, 0.03, 0.03], [0.03, 1.0, 0.03], [0.03, 0.03, 0.03]]
     np.linalg.cholesky(cov)
-    with pytest.raises(InvalidInputError, match="^cov=.*smallest eigenvalue"):
-        M.GaussianModel(cov=cov, n_u=1, n_e=1)
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")      # judged and refused, not warned about
+        with pytest.raises(InvalidInputError, match="^cov=.*smallest eigenvalue"):
+            M.GaussianModel(cov=cov, n_u=1, n_e=1)
 
 
 def test_default_models_cover_their_documented_ranges():
