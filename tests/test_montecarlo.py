@@ -477,3 +477,21 @@ def test_balanced_loss_mc_defaults_detail_and_arguments(models):
     kl0 = MC.balanced_kl_mc(G_u, G_v, 1.0, m.cov, m.n_u, 0.5, similarity="dot", n_samples=50,
                             rng=np.random.default_rng(0))
     assert kl.estimate == kl0.estimate and kl.n_samples == 50
+
+
+def test_balanced_kl_mc_is_the_weighted_kl_terms(models):
+    """L_lambda = lambda E_v KL_u|v + (1 - lambda) E_u KL_v|u, standard errors combined as
+    independent (docstring), from expected_kl_terms_mc on the same draws and bank size."""
+    import math
+    m = models[0]
+    G_u, G_v = np.ones((1, m.n_u)), np.ones((1, m.n_v))
+    lam = 0.25
+    r = MC.balanced_kl_mc(G_u, G_v, 0.7, m.cov, m.n_u, lam, similarity="l2", n_samples=60, bank_size=9,
+                          rng=np.random.default_rng(4))
+    kv, ku = MC.expected_kl_terms_mc(m.cov, m.n_u, MC.linear_encoder(G_u), MC.linear_encoder(G_v), 0.7, "l2",
+                                     60, np.random.default_rng(4), bank_size=9)
+    assert kv.detail["bank_size"] == 9
+    assert r.estimate == pytest.approx(lam * ku.estimate + (1 - lam) * kv.estimate, rel=1e-12)
+    assert r.standard_error == pytest.approx(math.hypot(lam * ku.standard_error, (1 - lam) * kv.standard_error),
+                                             rel=1e-12)
+    assert r.detail == {"kl_v": kv.estimate, "kl_u": ku.estimate} and r.n_samples == 60
