@@ -103,3 +103,29 @@ def clip_loss_quadrature_1d(a, cov):
         return val
 
     return -a * c_uv + 0.5 * e_log_z(su, sv) + 0.5 * e_log_z(sv, su)
+
+
+def inv_sqrtm(S):
+    """S^{-1/2} by scipy's Schur-based sqrtm and an inverse (not eigh like the library)."""
+    return np.linalg.inv(np.real(sla.sqrtm(S)))
+
+
+def canonical_correlations_svd(cov, n_u):
+    """Singular values of C_uu^{-1/2} C_uv C_vv^{-1/2} with Schur square roots: unlike the
+    eigenproblem route of canonical_correlations, zero correlations come out at rounding
+    level (~1e-16), not at its square root, so ranks can be read off."""
+    C_uu, C_uv, C_vv = blocks(cov, n_u)
+    return np.linalg.svd(inv_sqrtm(C_uu) @ C_uv @ inv_sqrtm(C_vv), compute_uv=False)
+
+
+def logits(za, zb, tau, sim):
+    """F_ij = s(a_i, b_j)/tau in float64, formed directly: dot, -|a - b|^2/2 (differences,
+    not the library's expansion), cosine of explicitly normalised rows."""
+    za, zb = np.asarray(za, np.float64), np.asarray(zb, np.float64)
+    if sim == "dot":
+        return za @ zb.T / tau
+    if sim == "l2":
+        return -0.5 * np.sum((za[:, None, :] - zb[None, :, :]) ** 2, axis=2) / tau
+    x = za / np.linalg.norm(za, axis=1, keepdims=True)
+    y = zb / np.linalg.norm(zb, axis=1, keepdims=True)
+    return x @ y.T / tau

@@ -180,14 +180,6 @@ def _orthonormal(rng, n, r):
     return Q[:, :r]
 
 
-def _inv_sqrtm(S):
-    """S^{-1/2} by scipy's Schur-based sqrtm and a solve (not eigh like the library)."""
-    import scipy.linalg as sla
-
-    R = np.real(sla.sqrtm(S))
-    return np.linalg.inv(R)
-
-
 # Every check below runs on matrices of condition <= 10 and size <= 4: a correct
 # float64 pipeline of a few factorisations is accurate to ~1e3 eps ~ 2e-13; the
 # tolerance 1e-10 keeps a margin of 500 and any wrong formula misses by O(0.1).
@@ -210,7 +202,7 @@ def test_joint_covariance_realises_the_prescribed_directions():
         np.testing.assert_array_equal(cov[n_u:, n_u:], C_vv)
         np.testing.assert_array_equal(cov, cov.T)
         target = (U[:, :r] * sigma) @ V[:, :r].T
-        K_ref = _inv_sqrtm(C_uu) @ cov[:n_u, n_u:] @ _inv_sqrtm(C_vv)
+        K_ref = ref.inv_sqrtm(C_uu) @ cov[:n_u, n_u:] @ ref.inv_sqrtm(C_vv)
         np.testing.assert_allclose(K_ref, target, atol=TOL)
         np.testing.assert_allclose(gaussian.whitened_cross_covariance(cov, n_u), target, atol=TOL)
         Uk, s, Vt = gaussian.canonical_directions(cov, n_u)
@@ -335,7 +327,7 @@ def test_whitened_bilinear_and_clip_loss_identity():
     B_ref = np.real(sla.sqrtm(C_uu)) @ A @ np.real(sla.sqrtm(C_vv))
     B = gaussian.whitened_bilinear(A, m.cov, 2)
     np.testing.assert_allclose(B, B_ref, atol=TOL)
-    K = _inv_sqrtm(C_uu) @ C_uv @ _inv_sqrtm(C_vv)
+    K = ref.inv_sqrtm(C_uu) @ C_uv @ ref.inv_sqrtm(C_vv)
     assert gaussian.population_clip_loss(A, m.cov, 2) == pytest.approx(
         0.5 * np.sum((B_ref - K) ** 2) - 0.5 * np.sum(K**2), abs=TOL)
     # the gradient by central differences (step 1e-5: truncation ~1e-10 * third derivative 0)

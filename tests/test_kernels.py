@@ -7,6 +7,8 @@ from hypothesis import given, settings, strategies as st
 
 from numerics import InvalidInputError, kernels as K
 
+from ._reference import logits as reference_logits
+
 SIMS = ("dot", "l2", "cosine")
 
 
@@ -273,17 +275,6 @@ def test_reference_loss_of_huge_finite_logits():
 # scipy's logsumexp, dL/dF = (P + Q)/(2N) - I/N with softmaxes from scipy --
 # none of numerics.infonce / numerics.kernels.
 # --------------------------------------------------------------------------
-def _hand_logits(za, zb, tau, sim):
-    za, zb = np.asarray(za, np.float64), np.asarray(zb, np.float64)
-    if sim == "dot":
-        return za @ zb.T / tau
-    if sim == "l2":
-        return -0.5 * np.sum((za[:, None, :] - zb[None, :, :]) ** 2, axis=2) / tau
-    x = za / np.linalg.norm(za, axis=1, keepdims=True)
-    y = zb / np.linalg.norm(zb, axis=1, keepdims=True)
-    return x @ y.T / tau
-
-
 def _hand_loss_and_dF(F):
     from scipy.special import logsumexp, softmax
 
@@ -303,7 +294,7 @@ def test_cosine_of_prenormalised_embeddings_is_dot():
     za /= np.linalg.norm(za, axis=1, keepdims=True)
     zb /= np.linalg.norm(zb, axis=1, keepdims=True)
     tau = 0.35
-    F = _hand_logits(za, zb, tau, "dot")
+    F = reference_logits(za, zb, tau, "dot")
     ref, W = _hand_loss_and_dF(F)
     loss, ga, gb = K.clip_loss_and_grad(za, zb, tau, "cosine")
     assert loss == pytest.approx(ref, rel=REL64)
@@ -327,7 +318,7 @@ def test_one_latent_dimension_by_hand(sim):
     rng = np.random.default_rng(43)
     za, zb = data(rng, 6, 1)
     tau = 0.7
-    F = _hand_logits(za, zb, tau, sim)
+    F = reference_logits(za, zb, tau, sim)
     if sim == "cosine":
         np.testing.assert_array_equal(F, np.sign(za) @ np.sign(zb).T / tau)
     ref, W = _hand_loss_and_dF(F)
@@ -357,13 +348,13 @@ def test_dtype_promotion_with_float64_first():
         loss, ga, gb = K.clip_loss_and_grad(za, zb32, 0.5, sim)
         assert loss.dtype == ga.dtype == gb.dtype == np.float64
         assert K.clip_loss(za, zb32, 0.5, sim).dtype == np.float64
-        ref, _ = _hand_loss_and_dF(_hand_logits(za, zb32.astype(np.float64), 0.5, sim))
+        ref, _ = _hand_loss_and_dF(reference_logits(za, zb32.astype(np.float64), 0.5, sim))
         assert loss == pytest.approx(ref, rel=REL64)
     # integers are converted to float64 too
     zi = np.array([[1, 0], [0, 2], [1, 1]])
     loss = K.clip_loss(zi, zi, 1.0)
     assert loss.dtype == np.float64
-    assert loss == pytest.approx(_hand_loss_and_dF(_hand_logits(zi, zi, 1.0, "dot"))[0], rel=REL64)
+    assert loss == pytest.approx(_hand_loss_and_dF(reference_logits(zi, zi, 1.0, "dot"))[0], rel=REL64)
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
@@ -385,7 +376,7 @@ def test_l2_centring_under_a_large_common_offset(dtype):
     za_ref = za_off.astype(np.float64) - shift.astype(np.float64)
     zb_ref = zb_off.astype(np.float64) - shift.astype(np.float64)
     tau = 0.5
-    ref, W = _hand_loss_and_dF(_hand_logits(za_ref, zb_ref, tau, "l2"))
+    ref, W = _hand_loss_and_dF(reference_logits(za_ref, zb_ref, tau, "l2"))
     loss, ga, gb = K.clip_loss_and_grad(za_off, zb_off, tau, "l2")
     assert loss.dtype == dtype
     assert abs(float(loss) - ref) <= rel * max(abs(ref), 1.0)

@@ -14,12 +14,7 @@ from scipy.linalg import sqrtm
 from numerics import InvalidInputError
 from numerics import models as M
 
-
-def _canonical(cov, n_u):
-    """Canonical correlations of a joint covariance: singular values of C_uu^-1/2 C_uv C_vv^-1/2."""
-    C_uu, C_uv, C_vv = cov[:n_u, :n_u], cov[:n_u, n_u:], cov[n_u:, n_u:]
-    Wu, Wv = np.linalg.inv(np.real(sqrtm(C_uu))), np.linalg.inv(np.real(sqrtm(C_vv)))
-    return np.linalg.svd(Wu @ C_uv @ Wv, compute_uv=False)
+from . import _reference as ref
 
 
 def _cond(S):
@@ -78,7 +73,7 @@ def test_random_gaussian_model_has_the_requested_canonical_structure(n_u, n_v, n
     rng = np.random.default_rng(n_u * 10 + n_v)
     m = M.random_gaussian_model(rng, n_u, n_v, n_e=n_e, rank=rank, max_correlation=0.8,
                                 min_gap=0.2, max_condition=7.0)
-    s = _canonical(m.cov, n_u)
+    s = ref.canonical_correlations_svd(m.cov, n_u)
     k = min(n_u, n_v)
     r = k if rank is None else rank
     np.testing.assert_allclose(m.sigma, s, atol=1e-12)            # the model's own sigma
@@ -102,7 +97,7 @@ def test_random_gaussian_model_gap_below_the_remaining_correlations():
     thirds = []
     for _ in range(20):
         m = M.random_gaussian_model(rng, 4, 4, n_e=2, max_correlation=0.6, min_gap=0.5)
-        s = _canonical(m.cov, 4)
+        s = ref.canonical_correlations_svd(m.cov, 4)
         assert s[1] - s[2] >= 0.3 - 1e-12      # min(min_gap, max_correlation / 2) = 0.3
         assert np.all(s[2:] <= s[2] + 1e-12) and np.all(s >= -1e-12) and s[0] <= 0.6 + 1e-12
         thirds.append(s[2])
@@ -112,7 +107,7 @@ def test_random_gaussian_model_gap_below_the_remaining_correlations():
 def test_random_gaussian_model_tie_and_drawn_latent_dimension():
     rng = np.random.default_rng(2)
     m = M.random_gaussian_model(rng, 3, 3, n_e=1, tie=True)
-    s = _canonical(m.cov, 3)
+    s = ref.canonical_correlations_svd(m.cov, 3)
     assert s[0] == pytest.approx(s[1], abs=1e-12) and m.eigengap == pytest.approx(0.0, abs=1e-12)
     assert m.label.endswith(" tie")
     seen = {M.random_gaussian_model(rng, 2, 3).n_e for _ in range(40)}
@@ -134,7 +129,7 @@ def test_default_models_follow_their_documented_recipe():
     models = M.default_models(seed=3, cases=24, max_dim=4)
     assert len(models) == 24
     for i, m in enumerate(models):
-        s = _canonical(m.cov, m.n_u)
+        s = ref.canonical_correlations_svd(m.cov, m.n_u)
         k = min(m.n_u, m.n_v)
         assert 1 <= m.n_u <= 4 and 1 <= m.n_v <= 4 and 1 <= m.n_e <= k
         assert (0.0 if "tie" in m.label else 0.3 - 1e-12) <= s[0] <= 0.95 + 1e-12
@@ -147,7 +142,7 @@ def test_default_models_follow_their_documented_recipe():
             assert s[m.n_e - 1] == pytest.approx(s[m.n_e], abs=1e-12)
         for block in (m.cov[:m.n_u, :m.n_u], m.cov[m.n_u:, m.n_u:]):
             assert 1 - 1e-9 <= _cond(block) <= 100 * (1 + 1e-9)
-    assert any(int(np.sum(_canonical(m.cov, m.n_u) > 1e-9)) < min(m.n_u, m.n_v) for m in models)
+    assert any(int(np.sum(ref.canonical_correlations_svd(m.cov, m.n_u) > 1e-9)) < min(m.n_u, m.n_v) for m in models)
     assert any("tie" in m.label for m in models)
     again = M.default_models(seed=3, cases=24, max_dim=4)
     assert all(np.array_equal(a.cov, b.cov) and a.n_e == b.n_e for a, b in zip(models, again))
@@ -218,9 +213,9 @@ def test_default_models_cover_their_documented_ranges():
     [1, 100] (log-uniform: some below 10, some above 50)."""
     models = M.default_models(seed=7, cases=200)
     assert {m.n_u for m in models} == {1, 2, 3, 4} and {m.n_v for m in models} == {1, 2, 3, 4}
-    tops = np.array([_canonical(m.cov, m.n_u)[0] for m in models if "tie" not in m.label])
+    tops = np.array([ref.canonical_correlations_svd(m.cov, m.n_u)[0] for m in models if "tie" not in m.label])
     assert 0.3 - 1e-12 <= tops.min() < 0.4 and 0.85 < tops.max() <= 0.95 + 1e-12
-    tied = np.array([_canonical(m.cov, m.n_u)[0] for m in models if "tie" in m.label])
+    tied = np.array([ref.canonical_correlations_svd(m.cov, m.n_u)[0] for m in models if "tie" in m.label])
     assert len(tied) > 10 and tied.max() <= 0.95 + 1e-12   # a tied model's draw is only a bound
     conds = np.array([_cond(b) for m in models for b in (m.cov[:m.n_u, :m.n_u], m.cov[m.n_u:, m.n_u:])
                       if b.shape[0] > 1])
@@ -247,7 +242,7 @@ def test_random_gaussian_model_defaults():
     gaps = []
     for _ in range(40):
         m = M.random_gaussian_model(rng, 3, 3, n_e=1)
-        s = _canonical(m.cov, 3)
+        s = ref.canonical_correlations_svd(m.cov, 3)
         assert s[0] == pytest.approx(0.9, abs=1e-12)
         assert s[0] - s[1] >= 0.05 - 1e-12
         gaps.append(s[0] - s[1])

@@ -1,9 +1,14 @@
 """Tests of the Monte Carlo estimators and of the Monte Carlo checks (MATH.md §2-§4.3)."""
+import math
+import statistics
+
 import numpy as np
 import pytest
 
 from numerics import InvalidInputError, gaussian, montecarlo as MC, variants
 from numerics.models import default_models, small_bilinear
+
+from ._reference import logits as reference_logits
 from proofs_checks.checks import montecarlo as checks
 
 
@@ -264,45 +269,35 @@ def test_estimates_report_their_sample_sizes_and_parts(models):
 
 def test_log_partition_is_the_documented_bias_corrected_estimator():
     """Against the module docstring's formula, evaluated entry by entry with math and
-    statistics (no NumPy reductions): log Z_i = log mean_k e^{F_ik} + Var_k(p_ik)/(2M)
-    (sample variance), p_ik = e^{F_ik}/mean_k e^{F_ik}; influence_k = mean_i p_ik.
+    statistics (_bank_log_partition_by_hand), on logits formed by the test reference.
     n = 1030 rows cross the 1024-row chunk boundary."""
-    import math
-    import statistics
     rng = np.random.default_rng(8)
     for n, M, sim in ((5, 4, "dot"), (1030, 3, "l2"), (6, 2, "cosine")):
         za, zbank = rng.standard_normal((n, 2)), rng.standard_normal((M, 2))
         logZ, corr, infl = MC._log_partition(za, zbank, 0.7, sim)
-        F = _logits_by_hand(za, zbank, 0.7, sim)
-        want_infl = [0.0] * M
-        for i in range(n):
-            e = [math.exp(F[i][k]) for k in range(M)]
-            mean = math.fsum(e) / M
-            p = [x / mean for x in e]
-            c = statistics.variance(p) / (2 * M)
-            assert corr[i] == pytest.approx(c, rel=1e-9, abs=1e-15)
-            assert logZ[i] == pytest.approx(math.log(mean) + c, rel=1e-12, abs=1e-12)
-            for k in range(M):
-                want_infl[k] += p[k] / n
+        want_logZ, want_corr, want_infl = _bank_log_partition_by_hand(reference_logits(za, zbank, 0.7, sim).tolist())
+        np.testing.assert_allclose(corr, want_corr, rtol=1e-9, atol=1e-15)
+        np.testing.assert_allclose(logZ, want_logZ, rtol=1e-12, atol=1e-12)
         np.testing.assert_allclose(infl, want_infl, rtol=1e-12)
 
 
-def _logits_by_hand(za, zb, tau, sim):
-    """F_ik = s(a_i, b_k)/tau written out (dot, -|a-b|^2/2, cosine) as nested lists."""
-    import math
-    out = []
-    for a in za:
-        row = []
-        for b in zb:
-            if sim == "dot":
-                s = sum(x * y for x, y in zip(a, b))
-            elif sim == "l2":
-                s = -0.5 * sum((x - y) ** 2 for x, y in zip(a, b))
-            else:
-                s = sum(x * y for x, y in zip(a, b)) / math.hypot(*a) / math.hypot(*b)
-            row.append(s / tau)
-        out.append(row)
-    return out
+def _bank_log_partition_by_hand(F):
+    """The module docstring's bank estimator, entry by entry with math and statistics, from
+    a logit block F (rows: samples, columns: bank): log Z_i = log mean_k e^{F_ik} +
+    Var_k(p_ik)/(2M) (sample variance), p_ik = e^{F_ik}/mean_k e^{F_ik}, and the bank
+    influence_k = mean_i p_ik.  Returns (log Z, corrections, influence) as lists."""
+    M = len(F[0])
+    logZ, corr, infl = [], [], [0.0] * M
+    for row in F:
+        e = [math.exp(x) for x in row]
+        mean = math.fsum(e) / M
+        p = [x / mean for x in e]
+        c = statistics.variance(p) / (2 * M)
+        logZ.append(math.log(mean) + c)
+        corr.append(c)
+        for k in range(M):
+            infl[k] += p[k] / len(F)
+    return logZ, corr, infl
 
 
 def test_population_loss_checks_every_encoder_call_by_name(models):
@@ -341,8 +336,6 @@ def test_population_loss_estimator_by_hand(sim):
     with math/statistics: h_i = -f_ii + (log Z_v(u_i) + log Z_u(v_i))/2 with bias-corrected
     bank log-partitions; the bank influence psi_k = (mean_i p^v_ik + mean_i p^u_ik)/2;
     se = hypot(stdev(h)/sqrt(n), stdev(psi)/sqrt(M))."""
-    import math
-    import statistics
     rng = np.random.default_rng(12)
     n, M, tau = 5, 4, 0.8
     U, V = rng.standard_normal((n, 2)), rng.standard_normal((n, 3))
@@ -354,22 +347,11 @@ def test_population_loss_estimator_by_hand(sim):
     za, zb, zab, zbb = U @ Gu.T, V @ Gv.T, Ub @ Gu.T, Vb @ Gv.T
 
     def logZ(rows, bank):
-        F = _logits_by_hand(rows, bank, tau, sim)
-        out, corr, infl = [], [], [0.0] * M
-        for Fi in F:
-            e = [math.exp(x) for x in Fi]
-            mean = math.fsum(e) / M
-            p = [x / mean for x in e]
-            c = statistics.variance(p) / (2 * M)
-            out.append(math.log(mean) + c)
-            corr.append(c)
-            for k in range(M):
-                infl[k] += p[k] / len(F)
-        return out, corr, infl
+        return _bank_log_partition_by_hand(reference_logits(rows, bank, tau, sim).tolist())
 
     lzv, cv, iv = logZ(za, zbb)
     lzu, cu, iu = logZ(zb, zab)
-    f = [_logits_by_hand([a], [b], tau, sim)[0][0] for a, b in zip(za, zb)]
+    f = [reference_logits([a], [b], tau, sim)[0, 0] for a, b in zip(za, zb)]
     h = [-fi + 0.5 * x + 0.5 * y for fi, x, y in zip(f, lzv, lzu)]
     psi = [0.5 * (x + y) for x, y in zip(iv, iu)]
     se_h, se_bank = statistics.stdev(h) / math.sqrt(n), statistics.stdev(psi) / math.sqrt(M)
@@ -385,8 +367,6 @@ def test_population_loss_estimator_by_hand(sim):
 def test_expected_batch_loss_estimate_by_hand_and_arguments(models):
     """Mean and standard error over batches of L_N written out with math (log-sum-exps of
     the logits by hand); batch_size >= 1 and n_batches >= 2 are the documented minima."""
-    import math
-    import statistics
     rng = np.random.default_rng(21)
     N, R, tau = 3, 4, 0.6
     U, V = rng.standard_normal((N * R, 2)), rng.standard_normal((N * R, 2))
@@ -396,7 +376,7 @@ def test_expected_batch_loss_estimate_by_hand_and_arguments(models):
         est = MC.expected_batch_loss_mc(sample, enc, enc, tau, sim, N, R, np.random.default_rng(0))
         values = []
         for b in range(R):
-            F = _logits_by_hand(U[b * N:(b + 1) * N], V[b * N:(b + 1) * N], tau, sim)
+            F = reference_logits(U[b * N:(b + 1) * N], V[b * N:(b + 1) * N], tau, sim).tolist()
             lse = lambda xs: max(xs) + math.log(math.fsum(math.exp(x - max(xs)) for x in xs))  # noqa: E731
             rows = [lse(F[i]) for i in range(N)]
             cols = [lse([F[i][j] for i in range(N)]) for j in range(N)]
@@ -482,7 +462,6 @@ def test_balanced_loss_mc_defaults_detail_and_arguments(models):
 def test_balanced_kl_mc_is_the_weighted_kl_terms(models):
     """L_lambda = lambda E_v KL_u|v + (1 - lambda) E_u KL_v|u, standard errors combined as
     independent (docstring), from expected_kl_terms_mc on the same draws and bank size."""
-    import math
     m = models[0]
     G_u, G_v = np.ones((1, m.n_u)), np.ones((1, m.n_v))
     lam = 0.25
