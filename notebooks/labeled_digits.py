@@ -55,6 +55,8 @@ import numpy as np
 
 import _common as common
 import _mnist
+from numerics.importance import self_normalised_moments
+from numerics.infonce import logits_vjp
 
 
 def _extra(parser):
@@ -95,7 +97,7 @@ def objective_for(y, tau, similarity, lam):
     def objective(za, emb):
         H = common.logits(za, emb, tau, similarity)
         loss, dH = common.grouped_infonce(H, y, lam)
-        ga, g_emb = common.logits_backward(dH, za, emb, tau, similarity)
+        ga, g_emb = logits_vjp(dH, za, emb, tau, similarity)
         return loss, ga, g_emb
     return objective
 
@@ -155,7 +157,7 @@ for s in range(SEEDS):
     crossfits.append({"fold": fold, "H": H})
     common.progress(f"seed {s + 1}/{SEEDS}: {K_FOLDS} folds x {len(MODELS)} models fitted ({RUN.elapsed():.0f}s)")
 for name, log in fit_log.items():
-    print(f"{name}: {sum(log['converged'])}/{len(log['converged'])} fits met the gradient test; "
+    print(f"{name}: {sum(log['converged'])}/{len(log['converged'])} fits converged (numerics.optimize.is_converged); "
           f"largest scale-free gradient {max(log['grad_norm']):.1e}; final losses "
           f"{min(log['final_loss']):.4f}..{max(log['final_loss']):.4f}")
 
@@ -214,7 +216,8 @@ def seed_metrics(cf, bank, c):
         overall.append(np.broadcast_to(w @ images / w.sum(), target[-1].shape))
         for name in MODELS:
             Hf = cf["H"][f][name]
-            means, ess_k = common.bank_mean(Hf.T, images, w)
+            moments = self_normalised_moments(Hf.T, images, weights=w)
+            means, ess_k = moments.means, moments.ess
             est[name].append(means)
             ess[name].append(ess_k.min())
             correct = w * (Hf.argmax(1) == labels)
@@ -319,7 +322,8 @@ print(f"Headline (held-out bank): the seed's expectation {VERDICT['held_out']}."
 cf0 = crossfits[0]
 recovered = {}
 for name in MODELS:
-    recovered[name] = np.mean([common.bank_mean(cf0["H"][f][name].T, images, ones * (cf0["fold"] == f))[0]
+    recovered[name] = np.mean([self_normalised_moments(cf0["H"][f][name].T, images,
+                                                       weights=ones * (cf0["fold"] == f)).means
                                for f in range(K_FOLDS)], 0)
 class_means = np.stack([images[labels == k].mean(0) for k in range(N_CLASSES)])
 rows = [("empirical class means (all images)", class_means),

@@ -46,6 +46,7 @@ import numpy as np
 
 import _common as common
 import _ocean as ocean
+from numerics.importance import self_normalised_moments
 
 RUN = common.setup("ocean_lagrangian", "Lagrangian data-assimilation experiment (MATH.md §5, §6)")
 QUICK, SEED = RUN.quick, RUN.seed
@@ -128,7 +129,8 @@ hist_clip = common.train(
     N_TRAIN, steps=STEPS, lr=3e-3, rng=rng_fit, batch_size=BATCH, label="CLIP (cosine)",
 )
 F = common.logits(enc_u(xu_test), enc_v(w_bank), TAU, "cosine")
-w_hat, ess = common.bank_mean(F, w_bank)
+bank = self_normalised_moments(F, w_bank)
+w_hat, ess = bank.means, bank.ess
 estimates["contrastive"] = w_hat * STD
 common.progress(f"CLIP trained; bank ESS median {np.median(ess):.1f} ({RUN.elapsed():.1f}s)")
 
@@ -151,7 +153,8 @@ G_v = l2_v.matrix  # (n_e, n_v): g_v(w) = G_v w, as in MATH.md §4.2
 Sigma = np.linalg.inv(np.eye(N_V) + G_v.T @ G_v / TAU_L2)  # prior of w is N(0, I)
 w_l2 = l2_u(xu_test) @ G_v / TAU_L2 @ Sigma  # rows of Sigma G_v^T g_u(u) / tau (Sigma is symmetric)
 estimates["contrastive_l2"] = w_l2 * STD
-w_l2_bank, ess_l2 = common.bank_mean(common.logits(l2_u(xu_test), l2_v(w_bank), TAU_L2, "l2"), w_bank)
+bank_l2 = self_normalised_moments(common.logits(l2_u(xu_test), l2_v(w_bank), TAU_L2, "l2"), w_bank)
+w_l2_bank, ess_l2 = bank_l2.means, bank_l2.ess
 estimates["contrastive_l2_bank"] = w_l2_bank * STD
 common.progress(f"L2 variant trained ({RUN.elapsed():.1f}s)")
 

@@ -44,10 +44,9 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 import numpy as np
 from scipy.linalg import subspace_angles
-from scipy.optimize import minimize
 
 import _common as common
-from numerics import gaussian
+from numerics import gaussian, optimize
 from numerics.models import random_orthogonal
 
 RUN = common.setup("synthetic_gaussian", "Synthetic Gaussian experiment (MATH.md §4.1, §6)")
@@ -144,7 +143,7 @@ for n in NS:
         runs.append({
             "n": n, "angle": max_angle(res.G_u, res.G_v), "grad_norm": res.grad_norm,
             "start_spread": float(np.ptp(res.start_losses)), "converged": res.converged,
-            "evals": res.n_evals,
+            "meets_gtol": res.grad_max <= GTOL, "evals": res.n_evals,
             "relative_error": float(np.linalg.norm(A_hat - A_STAR) / np.linalg.norm(A_STAR)),
             "excess_loss": float(gaussian.population_clip_loss(A_hat, COV, N_U) - L_STAR),
         })
@@ -243,22 +242,15 @@ for n in NS_COS:
 
 # %%
 rng = np.random.default_rng([SEED, 2])
-k_u = N_E * N_U
-
-
-def population_objective(x):
-    G_u, G_v = x[:k_u].reshape(N_E, N_U), x[k_u:].reshape(N_E, N_V)
-    A = G_u.T @ G_v / TAU
-    gA = gaussian.population_clip_loss_grad(A, COV, N_U) / TAU
-    return gaussian.population_clip_loss(A, COV, N_U), np.concatenate([(G_v @ gA.T).ravel(), (G_u @ gA).ravel()])
-
-
-pop = minimize(population_objective, 0.3 * rng.normal(size=N_E * (N_U + N_V)), jac=True, method="BFGS",
-               options={"gtol": 1e-12, "maxiter": 10000})
-A_pop = pop.x[:k_u].reshape(N_E, N_U).T @ pop.x[k_u:].reshape(N_E, N_V) / TAU
+pop = optimize.minimize_over_factors(
+    lambda A: gaussian.population_clip_loss(A / TAU, COV, N_U), N_U, N_V, N_E,
+    grad=lambda A: gaussian.population_clip_loss_grad(A / TAU, COV, N_U) / TAU,
+    starts=1, rng=rng, init_scale=0.3, gtol=1e-12, maxiter=10000)
+A_pop = pop.A / TAU
 pop_gap = gaussian.population_clip_loss(A_pop, COV, N_U) - L_STAR
 pop_err = np.linalg.norm(A_pop - A_STAR) / np.linalg.norm(A_STAR)
-print(f"G1 minimum {L_STAR:.6f}; population-trained gap {pop_gap:.2e}, |A-A*|/|A*| {pop_err:.2e}")
+print(f"G1 minimum {L_STAR:.6f}; population-trained gap {pop_gap:.2e}, |A-A*|/|A*| {pop_err:.2e}, "
+      f"converged: {pop.converged}")
 
 # %% [markdown]
 # Gap and relative error at the rounding level: without any sample, optimisation over the factors
@@ -325,7 +317,9 @@ metrics = {
     "max_start_loss_spread_by_n": {str(n): v for n, v in by_n("start_spread", max).items()},
     # BFGS's own test (largest gradient entry below GTOL); the others stopped on "precision loss",
     # a line search that can no longer lower L_N in float64, with the gradients listed above
-    "fits_meeting_gtol": f"{sum(r['converged'] for r in runs)}/{len(runs)}",
+    "fits_meeting_gtol": f"{sum(r['meets_gtol'] for r in runs)}/{len(runs)}",
+    # numerics.optimize.is_converged: the gradient test, or precision loss at the rounding floor
+    "fits_converged": f"{sum(r['converged'] for r in runs)}/{len(runs)}",
     "starts_by_n": {str(n): STARTS[n] for n in NS},
     "bilinear_relative_error_by_n": {str(n): v for n, v in by_n("relative_error").items()},
     "bilinear_relative_error_slope": err_slope,

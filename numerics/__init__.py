@@ -33,3 +33,12 @@ __all__ += ["kernels", "montecarlo"]
 from . import variants  # noqa: E402
 
 __all__ += ["variants"]
+from . import importance, infonce  # noqa: E402
+from .importance import self_normalised_moments  # noqa: E402
+
+__all__ += ["importance", "infonce", "self_normalised_moments"]
+# The verifier's machinery: encoders and their parameters, losses as written, fitting,
+# statistics of fits, flat directions.
+from . import batch_fit, encoders, fit_statistics, flat, loss_backends, user_loss  # noqa: E402
+
+__all__ += ["batch_fit", "encoders", "fit_statistics", "flat", "loss_backends", "user_loss"]

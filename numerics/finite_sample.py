@@ -48,13 +48,14 @@ rules the finer result is far more accurate than that difference.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from numbers import Integral, Real
+from numbers import Real
 
 import numpy as np
 from numpy.polynomial.hermite_e import hermegauss
 
 from ._validation import as_bilinear, as_count, as_rng, fail
 from .gaussian import _blocks, _validated
+from .infonce import _stacked_infonce
 from .montecarlo import MCEstimate
 
 __all__ = [
@@ -294,16 +295,6 @@ def bilinear_batch_influence(A, cov, n_u):
     return psi
 
 
-def _stacked_batch_losses(U, V, A):
-    """L_N of each batch of the stacks U (R, N, n_u), V (R, N, n_v) for f = u^T A v."""
-    from scipy.special import logsumexp
-
-    F = np.matmul(U @ A, np.swapaxes(V, 1, 2))
-    N = F.shape[1]
-    diag = np.trace(F, axis1=1, axis2=2)
-    return (-diag + 0.5 * (logsumexp(F, axis=2).sum(axis=1) + logsumexp(F, axis=1).sum(axis=1))) / N
-
-
 def expected_batch_loss_bias_cv(A, cov, n_u, batch_size, n_batches, rng, *,
                                 influence=bilinear_batch_influence) -> MCEstimate:
     r"""Monte Carlo estimate of :math:`D_N = E[L_N] - \log N - L_{clip}` with a control variate.
@@ -335,7 +326,8 @@ def expected_batch_loss_bias_cv(A, cov, n_u, batch_size, n_batches, rng, *,
         k = min(R, s + step) - s
         U = u[s * N:(s + k) * N].reshape(k, N, n_u)
         V = v[s * N:(s + k) * N].reshape(k, N, -1)
-        values[s:s + k] = _stacked_batch_losses(U, V, A)
+        # L_N of each batch: f = u^T A v is the dot logit of the embeddings (A^T u, v)
+        values[s:s + k] = _stacked_infonce(U @ A, V, 1.0, "dot", 0.5)
     cv = values - np.log(N) - np.asarray(psi(u, v)).reshape(R, N).mean(axis=1) + 1.0
     return MCEstimate(float(np.mean(cv)), float(np.std(cv, ddof=1) / np.sqrt(R)), R,
                       {"batch_size": N, "plain_se": float(np.std(values, ddof=1) / np.sqrt(R))})

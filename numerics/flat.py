@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from numerics.optimize import finite_difference_hessian
+from .optimize import finite_difference_hessian
 
 __all__ = ["FLAT_RTOL", "MOVE_RTOL", "FlatDirections", "flat_directions", "project_out"]
 
@@ -33,6 +33,10 @@ __all__ = ["FLAT_RTOL", "MOVE_RTOL", "FlatDirections", "flat_directions", "proje
 #: (eps^(2/3)/1e-4), both below 1e-5, while the curvature of a well-posed
 #: direction of these small models is 1e-3 of the largest or more.
 FLAT_RTOL = 1e-5
+#: A unit generator of an invariance lies in the flat subspace when its distance to it is
+#: below this: an exact invariance is flat to the Hessian's error (about 1e-6 relative,
+#: FLAT_RTOL), a direction that merely overlaps the flat subspace is O(1) away.
+INSIDE_RTOL = 1e-3
 #: A flat direction moves the statistic if its derivative along it exceeds this
 #: fraction of the statistic's norm (an invariance moves it by O(h^2) ~ 1e-8).
 MOVE_RTOL = 1e-3
@@ -97,13 +101,15 @@ def _rank(M, tol=1e-3):
     return int(np.sum(s > tol * max(1.0, s[0]))) if s.size else 0
 
 
-def flat_directions(fun, x, statistic, similarity, split, n_theta, theta_names) -> FlatDirections:
+def flat_directions(fun, x, statistic, family, theta_names) -> FlatDirections:
     r"""Flat directions of ``fun`` (``x -> (value, gradient)``) at ``x`` (module docstring).
 
-    ``statistic(x)`` is the claim's statistic; ``split(x)`` gives ``(G_u, G_v)``;
-    the last ``n_theta`` entries of ``x`` are the learned scalars ``theta_names``.
+    ``statistic(x)`` is the claim's statistic; ``family`` the
+    :class:`numerics.encoders.LinearEncoders` whose flat parameters ``x`` are
+    (:meth:`~numerics.encoders.LinearEncoders.unpack`), with learned scalars ``theta_names``.
     """
     x = np.asarray(x, dtype=np.float64)
+    similarity, n_theta = family.similarity, family.unpack(x).theta.size
     H, _ = finite_difference_hessian(lambda y: fun(y)[1], x, step=1e-4)
     evals, evecs = np.linalg.eigh(H)
     top = float(np.max(np.abs(evals)))
@@ -113,15 +119,18 @@ def flat_directions(fun, x, statistic, similarity, split, n_theta, theta_names) 
     k = Q.shape[1]
     if k == 0:
         return FlatDirections()
-    G_u, G_v = split(x)
+    G_u, G_v = family.split(x)
     names, explained = [], np.zeros((x.size, 0))
     for name, gens in _generators(similarity, G_u, G_v, n_theta):
         Gm = np.array(gens).T
         Gm = Gm / np.maximum(np.linalg.norm(Gm, axis=0), 1e-300)
-        r = _rank(Q.T @ Gm)
+        # An invariance is named only for its generators that lie in the flat subspace (not
+        # those that merely overlap it): the rank of the part of span(Gm) inside span(Q).
+        inside = Gm[:, np.linalg.norm(Gm - Q @ (Q.T @ Gm), axis=0) <= INSIDE_RTOL]
+        r = _rank(Q.T @ inside) if inside.size else 0
         if r:
             names.append(f"{name} ({r})" if r > 1 else name)
-            explained = np.hstack([explained, Q @ (Q.T @ Gm)])
+            explained = np.hstack([explained, Q @ (Q.T @ inside)])
     # What the invariances do not explain: name the learned scalars it involves.
     if explained.shape[1]:
         B, s, _ = np.linalg.svd(explained, full_matrices=False)
@@ -131,11 +140,11 @@ def flat_directions(fun, x, statistic, similarity, split, n_theta, theta_names) 
         R = Q
     rest = _rank(R)
     if rest:
-        ng = x.size - n_theta
         for i, pname in enumerate(theta_names):
+            j = family.size + i  # the i-th learned scalar's coordinate
             e = np.zeros(x.size)
-            e[ng + i] = 1.0
-            if abs(H[ng + i, ng + i]) <= FLAT_RTOL * top and np.all(np.abs(H[ng + i]) <= FLAT_RTOL * top):
+            e[j] = 1.0
+            if abs(H[j, j]) <= FLAT_RTOL * top and np.all(np.abs(H[j]) <= FLAT_RTOL * top):
                 names.append(f"'{pname}' (the loss does not depend on it)")
             elif float(np.linalg.norm(R.T @ e)) > 0.05:
                 names.append(f"'{pname}' traded against the encoders")

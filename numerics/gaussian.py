@@ -17,10 +17,10 @@ import numpy as np
 from ._validation import (
     as_bilinear,
     as_covariance,
+    as_covariance_batch,
     as_dimension,
     as_float_array,
     as_latent_dim,
-    check_conditioning,
     fail,
 )
 
@@ -52,8 +52,8 @@ __all__ = [
 # validation front door
 # --------------------------------------------------------------------------
 def _validated(cov, n_u):
-    cov = as_covariance(cov)
-    check_conditioning(cov)
+    # the positive-definiteness rule, then the README's conditioning rule (numerics._validation)
+    cov = as_covariance(cov, conditioning=True)
     n_u = as_dimension(n_u, cov.shape[0])
     return cov, n_u
 
@@ -232,17 +232,8 @@ def gaussian_kl_batch(m1, S1, m2, S2):
             raise fail(name, arr, f"shape {shape} (batch and size of m1)")
     if n < 1:
         raise fail("m1", m1, "vectors of length >= 1")
-    chol = []
-    for name, S in (("S1", S1), ("S2", S2)):
-        scale = np.max(np.abs(S), axis=(1, 2), keepdims=True)
-        with np.errstate(over="ignore", invalid="ignore"):  # huge entries: judged here
-            if np.any(np.abs(S - np.swapaxes(S, 1, 2)) > 64 * np.finfo(np.float64).eps * scale):
-                raise fail(name, S, "symmetric matrices")
-        try:
-            chol.append(np.linalg.cholesky(0.5 * S + 0.5 * np.swapaxes(S, 1, 2)))
-        except np.linalg.LinAlgError:
-            raise fail(name, S, "positive definite matrices") from None
-    L1, L2 = chol
+    # the rule of numerics.as_covariance, matrix by matrix; Cholesky succeeds on what it accepts
+    L1, L2 = (np.linalg.cholesky(as_covariance_batch(S, name)) for name, S in (("S1", S1), ("S2", S2)))
     with np.errstate(over="ignore", invalid="ignore"):  # overflow is reported below
         X = np.linalg.solve(L2, L1)  # L2^{-1} L1: tr(S2^{-1} S1) = |X|_F^2
         tr = np.sum(X * X, axis=(1, 2))
@@ -262,14 +253,11 @@ def _as_any_cov(S, name):
 
 
 def _as_marginal(S, name):
-    """A covariance whose square root ``sym_power(S, 0.5)`` is real: Cholesky can
-    succeed on a singular matrix whose smallest eigenvalue rounds below 0."""
-    S = _as_any_cov(S, name)
-    w = np.linalg.eigvalsh(S)
-    if not w[0] > 0:
-        raise fail(name, S, "a positive definite matrix (eigenvalues span "
-                            f"[{w[0]:.3g}, {w[-1]:.3g}])")
-    return S
+    """A marginal covariance: the positive-definiteness rule of :func:`numerics.as_covariance`
+    (its smallest eigenvalue exceeds ``100 n eps`` times the largest, so ``sym_power(S, 0.5)``
+    of the same matrix scaled by an even power of 2 has positive eigenvalues, whatever the
+    sign of the rounding; no conditioning rule, as before)."""
+    return _as_any_cov(S, name)
 
 
 def _as_mean(m, n, name):
@@ -466,6 +454,10 @@ def joint_covariance(C_uu, C_vv, sigma, U=None, V=None):
     so that the canonical correlations are ``sigma`` (sorted) and the canonical
     directions ``U``, ``V`` (orthonormal columns; identity-like if omitted).
     Positive definite iff every ``sigma`` lies in ``[0, 1)``.
+
+    Every argument is validated, in the order of the signature, before any
+    arithmetic: a singular ``C_vv`` is reported as ``C_vv`` even when ``C_uu``
+    has entries large enough to overflow the result (that is judged last).
     """
     C_uu = _as_marginal(C_uu, "C_uu")
     C_vv = _as_marginal(C_vv, "C_vv")

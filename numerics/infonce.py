@@ -11,7 +11,8 @@ The one vocabulary of similarities, :data:`SIMILARITIES`, with
 
 The logit of a pair is :math:`f = s/\tau`.  :func:`logits` gives the
 rectangular matrix :math:`f(a_i, b_k)` of two sets (a batch, or a batch against
-a bank); :func:`paired_logits` its diagonal.
+a bank); :func:`paired_logits` its diagonal; :func:`logits_vjp` pulls a
+gradient in the logits back to the embeddings.
 
 The dense :math:`\lambda`-balanced InfoNCE loss of a square logit matrix
 (positives on the diagonal, rows indexed by :math:`u`) is
@@ -23,7 +24,8 @@ The dense :math:`\lambda`-balanced InfoNCE loss of a square logit matrix
 with gradient :math:`((1-\lambda)P + \lambda Q - I)/N` (``P`` the row softmax,
 ``Q`` the column softmax).  :math:`\lambda = \tfrac12` is the symmetric CLIP
 loss :math:`L_N` of MATH.md §2; :math:`L_{N,\lambda} - \log N` estimates
-:math:`L_\lambda - I` (MATH.md §3).  The streaming kernel
+:math:`L_\lambda - I` (MATH.md §3).  :func:`stacked_infonce_loss` is the loss of
+many batches of embeddings at once (a leading batch axis).  The streaming kernel
 (:mod:`numerics.kernels`) computes :math:`L_N` without forming ``F``; the
 functions here are the dense references for small ``N``.
 """
@@ -38,7 +40,9 @@ __all__ = [
     "as_similarity",
     "logits",
     "paired_logits",
+    "logits_vjp",
     "infonce_loss",
+    "stacked_infonce_loss",
     "infonce_grad",
     "logsumexp",
 ]
@@ -169,6 +173,70 @@ def paired_logits(za, zb, tau=1.0, similarity="dot"):
         return _finite(_paired(za, zb, tau, similarity), "za", za)
 
 
+def _logits_vjp(dF, za, zb, tau, similarity):
+    r"""Vector-Jacobian product of :func:`_logits`: ``(dza, dzb)`` from ``dF``; no checking.
+
+    Works on stacks (leading axes).  Under ``"cosine"`` ``za``, ``zb`` are the raw
+    (unnormalised) embeddings and the result is the gradient with respect to them.
+    """
+    swap = lambda x: np.swapaxes(x, -1, -2)  # noqa: E731
+    if similarity == "dot":
+        return dF @ zb / tau, swap(dF) @ za / tau
+    if similarity == "cosine":
+        ra, rb = row_norms(za)[..., None], row_norms(zb)[..., None]
+        a, b = za / ra, zb / rb
+        ga, gb = dF @ b / tau, swap(dF) @ a / tau
+        # derivative of z -> z/|z|: (I - zhat zhat^T)/|z|
+        return ((ga - a * np.sum(ga * a, axis=-1, keepdims=True)) / ra,
+                (gb - b * np.sum(gb * b, axis=-1, keepdims=True)) / rb)
+    rows, cols = np.sum(dF, axis=-1)[..., None], np.sum(dF, axis=-2)[..., None]
+    return (dF @ zb - rows * za) / tau, (swap(dF) @ za - cols * zb) / tau
+
+
+def logits_vjp(dF, za, zb, tau=1.0, similarity="dot"):
+    r"""Gradients in ``za`` and ``zb`` of a scalar :math:`\Phi(F)` of the logits
+    :math:`F = ` :func:`logits` ``(za, zb, tau, similarity)``, given :math:`dF = \partial\Phi/\partial F`.
+
+    The chain rule through :math:`F_{ik} = s(a_i, b_k)/\tau`:
+
+    * ``dot``: :math:`\partial_a = dF\,b/\tau`, :math:`\partial_b = dF^T a/\tau`;
+    * ``cosine``: the same with the unit vectors :math:`\hat a = a/|a|`, :math:`\hat b`,
+      then the derivative of :math:`z \mapsto z/|z|`, :math:`(I - \hat z\hat z^T)/|z|`:
+      :math:`\partial_{a_i} = (I - \hat a_i\hat a_i^T)(dF\,\hat b)_i/(\tau|a_i|)`;
+    * ``l2``: :math:`\partial_{a_i} = -\sum_k dF_{ik}(a_i - b_k)/\tau`,
+      :math:`\partial_{b_k} = \sum_i dF_{ik}(a_i - b_k)/\tau`.
+
+    Parameters
+    ----------
+    dF : array_like, shape (n, m)
+    za : array_like, shape (n, n_e)
+    zb : array_like, shape (m, n_e)
+        Raw embeddings (under ``cosine`` the gradient is in the unnormalised vectors).
+    tau : float
+    similarity : {"dot", "l2", "cosine"}
+
+    Returns
+    -------
+    dza : ndarray, shape (n, n_e)
+    dzb : ndarray, shape (m, n_e)
+
+    Raises
+    ------
+    numerics.InvalidInputError
+        Non-finite or mis-shaped input, ``dF`` not of shape ``(n, m)``, a zero
+        embedding under cosine similarity, gradients that overflow.
+    """
+    similarity = as_similarity(similarity)
+    tau = as_temperature(tau)
+    za, zb = _embeddings(za, zb, similarity, paired=False)
+    dF = as_float_array("dF", dF, ndim=2).astype(np.float64, copy=False)
+    if dF.shape != (za.shape[0], zb.shape[0]):
+        raise fail("dF", dF, f"shape {(za.shape[0], zb.shape[0])}, one entry per logit of (za, zb)")
+    with np.errstate(over="ignore", invalid="ignore"):
+        dza, dzb = _logits_vjp(dF, za, zb, tau, similarity)
+    return _finite(dza, "dF", dF), _finite(dzb, "dF", dF)
+
+
 def logsumexp(x, axis=-1, keepdims=False):
     r""":math:`\log\sum e^{x}` along ``axis``, shifted by the maximum (exact for finite
     input; ``-inf`` rows stay ``-inf``).  The plain NumPy form: SciPy's
@@ -261,3 +329,42 @@ def infonce_grad(F, lam=0.5):
     F = _as_square(F)
     lam = as_lambda(lam)
     return _infonce_grad(F, lam)
+
+
+def _stacked_infonce(za, zb, tau, similarity, lam):
+    r""":math:`L_{N,\lambda}` of each batch of the stacks ``za``, ``zb`` (R, N, n_e); no checking."""
+    return _infonce(_logits(za, zb, tau, similarity), lam)
+
+
+def stacked_infonce_loss(za, zb, tau=1.0, similarity="dot", lam=0.5):
+    r"""The dense InfoNCE loss :math:`L_{N,\lambda}` of ``R`` batches of pairs at once.
+
+    Batch :math:`r` holds the pairs :math:`(a_{ri}, b_{ri})`, :math:`i \le N`; its value is
+    :func:`infonce_loss` of its logits :math:`F^{(r)}_{ik} = s(a_{ri}, b_{rk})/\tau`
+    (positives on the diagonal).  Each term is divided by :math:`N` before the sum, so
+    logits near the float64 maximum do not overflow it.
+
+    Parameters
+    ----------
+    za, zb : array_like, shape (R, N, n_e)
+    tau : float
+    similarity : {"dot", "l2", "cosine"}
+    lam : float in [0, 1]
+
+    Returns
+    -------
+    ndarray, shape (R,)
+    """
+    similarity = as_similarity(similarity)
+    tau = as_temperature(tau)
+    lam = as_lambda(lam)
+    za = as_float_array("za", za, ndim=3).astype(np.float64, copy=False)
+    zb = as_float_array("zb", zb, ndim=3).astype(np.float64, copy=False)
+    if za.shape != zb.shape or min(za.shape) < 1:
+        raise fail("zb", zb, f"a non-empty stack of batches of the shape of za {za.shape}")
+    if similarity == "cosine":
+        check_nonzero_rows("za", za)
+        check_nonzero_rows("zb", zb)
+    with np.errstate(over="ignore", invalid="ignore"):
+        out = _stacked_infonce(za, zb, tau, similarity, lam)
+    return _finite(out, "za", za)

@@ -15,8 +15,12 @@ each as it is, with no wrapper:
 
 Backends.  ``"numpy"`` takes the user's gradient (``grad=`` or ``loss.grad``)
 or leaves the caller to take finite differences; ``"torch"`` and ``"jax"``
-differentiate with the framework's autograd in float64.  Neither framework is
-imported unless it is used (:func:`resolve_backend`).
+differentiate with the framework's autograd in float64
+(:mod:`numerics.loss_backends`, which also picks the backend from the loss).
+
+The control.  :class:`ClipControl` is CLIP itself behind the same interface
+(its logit scale fixed, or learned under cosine similarity), so that the
+control and the variant are fitted by the same code (:mod:`numerics.batch_fit`).
 
 Roles.  What reaches a softmax is the *effective* similarity
 :math:`f = m\,s(z_a, z_b) + b`: a parameter may scale the logits (``m``), divide
@@ -32,80 +36,24 @@ tested too.  :meth:`UserLoss.multiplier` is then :math:`m` at given parameters.
 from __future__ import annotations
 
 import copy
-import importlib
 import math
-import sys
-from typing import Callable
 
 import numpy as np
 
 from ._validation import InvalidInputError, fail
-from .infonce import _logits
+from .infonce import _logits, infonce_value_and_grad
+from .loss_backends import (BACKENDS, _is_torch_module, import_backend, jax_value_and_grad, resolve_backend,
+                            torch_value_and_grad)
 from .optimize import finite_difference_grad
 
-__all__ = ["INPUTS", "BACKENDS", "ROLES", "UserLoss", "resolve_backend", "import_backend"]
+__all__ = ["INPUTS", "BACKENDS", "ROLES", "UserLoss", "ClipControl", "resolve_backend", "import_backend"]
 
 INPUTS = ("logits", "embeddings")
-BACKENDS = ("numpy", "torch", "jax")
 ROLES = ("scale", "log_scale", "temperature", "bias")
-#: How to install each optional backend.
-INSTALL = {"torch": 'pip install ".[torch]"  (or: pip install torch)',
-           "jax": 'pip install ".[jax]"  (or: pip install "jax[cpu]")'}
 #: Relative agreement that confirms a role identity: the two sides differ by
 #: rounding only, a few hundred float64 operations on O(1) numbers (~1e-13);
 #: a parameter without the role changes the loss by O(1e-2) or more at c = 1.7.
 ROLE_RTOL = 1e-8
-
-
-def import_backend(name: str):
-    """Import ``torch`` or ``jax`` (float64 enabled), or raise an error that says how to install it."""
-    try:
-        mod = importlib.import_module(name)
-    except ImportError as exc:
-        raise InvalidInputError(f"backend={name!r} needs {name}, which is not installed: "
-                                f"{INSTALL[name]}") from exc
-    if name == "jax":
-        mod.config.update("jax_enable_x64", True)
-    return mod
-
-
-def _is_torch_module(obj) -> bool:
-    return any(c.__module__.startswith("torch.nn") and c.__name__ == "Module" for c in type(obj).__mro__)
-
-
-def _kind_of(value) -> str | None:
-    mod = type(value).__module__ or ""
-    if mod.startswith("torch"):
-        return "torch"
-    if mod.startswith("jax") or mod.startswith("jaxlib"):
-        return "jax"
-    return None
-
-
-def resolve_backend(loss, backend: str, probe: Callable[[], object] | None = None) -> str:
-    """The backend to use: ``backend`` itself, or for ``"auto"`` torch for a
-    ``torch.nn.Module``, else the kind of what ``probe()`` (a call on numpy
-    arrays) returns; a call that fails with torch or jax already imported by
-    the loss's module picks that framework."""
-    if backend != "auto":
-        if backend not in BACKENDS:
-            raise fail("backend", backend, "one of 'auto', " + ", ".join(repr(b) for b in BACKENDS))
-        return backend
-    if _is_torch_module(loss):
-        return "torch"
-    if probe is not None:
-        try:
-            out = probe()
-        except Exception as exc:
-            for name in ("torch", "jax"):
-                if name in sys.modules:
-                    return name
-            raise InvalidInputError(f"loss raised {type(exc).__name__} on numpy arrays: {exc}; "
-                                    "pass backend='torch' or 'jax' if it is written in a framework") from exc
-        kind = _kind_of(out)
-        if kind is not None:
-            return kind
-    return "numpy"
 
 
 class UserLoss:
@@ -229,12 +177,24 @@ class UserLoss:
             raise InvalidInputError(f"loss raised {type(exc).__name__}: {exc} (loss {self.name!r})") from exc
 
     def _finite(self, val) -> float:
-        try:
-            val = float(np.asarray(val).reshape(()))
-        except (TypeError, ValueError):
-            raise fail(self.name, val, "a loss returning one real number") from None
+        """The loss's value as a float, or an error that says what is wrong with it."""
+        if isinstance(val, (str, bytes)) or val is None:
+            raise fail("loss", val, "a loss returning one real number")
+        arr = np.asarray(val)
+        if arr.dtype == object:
+            raise fail("loss", val, "a loss returning one real number (got an object of type "
+                                       f"{type(val).__name__})")
+        if arr.size != 1:
+            raise fail("loss", val, f"a loss returning one real number, not an array of shape "
+                                       f"{arr.shape}: reduce it (for example with .mean() or .sum())")
+        if np.iscomplexobj(arr):
+            raise fail("loss", val, "a real-valued loss (got a complex number)")
+        if not (np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer)
+                or arr.dtype == bool):
+            raise fail("loss", val, "a loss returning one real number")
+        val = float(arr.reshape(()))
         if not math.isfinite(val):
-            raise fail(self.name, val, "a finite value on every batch (got a non-finite one; "
+            raise fail("loss", val, "a finite value on every batch (got a non-finite one; "
                                        "is the loss unbounded below?)")
         return val
 
@@ -245,9 +205,9 @@ class UserLoss:
     def value_and_grad(self, a, b, theta):
         """``(value, dL/da, dL/db, dL/dtheta)``; ``dL/db`` is None for logit inputs."""
         if self.backend == "torch":
-            return self._torch_vg(a, b, theta)
+            return torch_value_and_grad(self, a, b, theta)
         if self.backend == "jax":
-            return self._jax_vg(a, b, theta)
+            return jax_value_and_grad(self, a, b, theta)
         val = self._finite(self._call_numpy(a, b, theta))
         if self.grad is None:
             raise fail("grad", None, "a gradient for the numpy backend (or let the caller difference)")
@@ -262,8 +222,9 @@ class UserLoss:
                 raise fail("grad", g, "a pair (dL/dza, dL/dzb) for inputs='embeddings'")
             da, db = self._checked_grad(g[0], a.shape), self._checked_grad(g[1], b.shape)
         # a few scalars: central differences
-        dtheta = finite_difference_grad(lambda t: self._finite(self._call_numpy(a, b, t)),
-                                        np.asarray(theta, dtype=float))
+        theta = np.asarray(theta, dtype=float)
+        dtheta = finite_difference_grad(lambda t: self._finite(self._call_numpy(a, b, t)), theta) \
+            if theta.size else np.zeros(0)
         return val, da, db, dtheta
 
     @staticmethod
@@ -274,70 +235,6 @@ class UserLoss:
         if not np.all(np.isfinite(g)):
             raise fail("grad", g, "a finite gradient")
         return g
-
-    def _torch_vg(self, a, b, theta):
-        torch = import_backend("torch")
-        ta = torch.tensor(a, dtype=torch.float64, requires_grad=True)
-        tb = None if b is None else torch.tensor(b, dtype=torch.float64, requires_grad=True)
-        learned = [torch.tensor(float(theta[i]), dtype=torch.float64, requires_grad=True)
-                   for i in range(len(self.learn))]
-        kw = {k: torch.tensor(v, dtype=torch.float64) for k, v in self.fixed.items()}
-        kw.update(dict(zip(self.learn, learned)))
-        off = len(self.learn)
-        with torch.no_grad():
-            for _, p in self._module_params:
-                p.copy_(torch.as_tensor(theta[off:off + p.numel()], dtype=torch.float64).reshape(p.shape))
-                off += p.numel()
-        # One thread: these batches are small, and torch's default of one thread per core
-        # made each call 25x slower on 2 busy cores (measured: 222 ms against 8.4 ms).
-        threads = torch.get_num_threads()
-        torch.set_num_threads(1)
-        try:
-            try:
-                out = self.loss(*((ta,) if tb is None else (ta, tb)), **kw)
-            except Exception as exc:
-                raise InvalidInputError(f"loss raised {type(exc).__name__}: {exc} (loss {self.name!r})") from exc
-            if isinstance(out, dict) and "loss" in out:
-                out = out["loss"]
-            if not torch.is_tensor(out) or out.numel() != 1:
-                raise fail(self.name, out, "a loss returning a one-element tensor")
-            out = out.reshape(())
-            wrt = [ta] + ([tb] if tb is not None else []) + learned + [p for _, p in self._module_params]
-            grads = torch.autograd.grad(out, wrt, allow_unused=True)
-        finally:
-            torch.set_num_threads(threads)
-        grads = [np.zeros(tuple(w.shape)) if g is None else g.detach().cpu().numpy() for g, w in zip(grads, wrt)]
-        val = self._finite(out.detach().cpu().numpy())
-        da = grads.pop(0)
-        db = grads.pop(0) if tb is not None else None
-        dtheta = np.concatenate([np.ravel(g) for g in grads]) if grads else np.zeros(0)
-        for g in (da, db, dtheta):
-            if g is not None and not np.all(np.isfinite(g)):
-                raise fail(self.name, val, "a loss with a finite gradient (autograd gave a non-finite one)")
-        return val, da, db, dtheta
-
-    def _jax_vg(self, a, b, theta):
-        jax = import_backend("jax")
-        jnp = jax.numpy
-        fixed = {k: jnp.asarray(v, dtype=jnp.float64) for k, v in self.fixed.items()}
-        learned = {k: jnp.asarray(float(theta[i]), dtype=jnp.float64) for i, k in enumerate(self.learn)}
-        argnums = (0, 2) if b is None else (0, 1, 2)
-        if getattr(self, "_jitted", None) is None:  # compiled once per batch shape by jax.jit
-            def f(a, b, learned, fixed):
-                out = self.loss(*self._args(a, b), **fixed, **learned)
-                return jnp.reshape(out, ())
-
-            self._jitted = jax.jit(jax.value_and_grad(f, argnums=argnums))
-        try:
-            val, grads = self._jitted(jnp.asarray(a), None if b is None else jnp.asarray(b), learned, fixed)
-        except Exception as exc:
-            raise InvalidInputError(f"loss raised {type(exc).__name__}: {exc} (loss {self.name!r})") from exc
-        grads = list(grads)
-        da = np.asarray(grads.pop(0), dtype=np.float64)
-        db = np.asarray(grads.pop(0), dtype=np.float64) if b is not None else None
-        dl = grads.pop(0)
-        dtheta = np.array([float(dl[k]) for k in self.learn])
-        return self._finite(np.asarray(val)), da, db, dtheta
 
     # ------------------------------------------------------------------
     def scalar_values(self, theta) -> dict:
@@ -358,7 +255,7 @@ class UserLoss:
             if k in fixed:
                 fixed[k] = v
             else:
-                t[self.learned.index(k) if k in self.learned else self._offset(k)] = v
+                t[self.learn.index(k) if k in self.learn else self._offset(k)] = v
         return t, fixed
 
     def _offset(self, name):
@@ -393,7 +290,7 @@ class UserLoss:
         for k, role in self.roles.items():
             if k in self.fixed or role == "bias":
                 continue
-            i = self.learned.index(k) if k in self.learned else self._offset(k)
+            i = self.learn.index(k) if k in self.learn else self._offset(k)
             ratio = target / m
             if role == "scale":
                 theta[i] *= ratio
@@ -405,6 +302,33 @@ class UserLoss:
                 continue
             return theta
         return theta
+
+    def scale_invariances(self, similarity: str, rng: np.random.Generator, n: int = 8, n_e: int = 2) -> list:
+        r"""Which encoder's norm the loss cannot see: ``"u"`` if
+        :math:`L(c\,z_a, z_b) = L(z_a, z_b)` and ``"v"`` if :math:`L(z_a, c\,z_b) = L(z_a, z_b)`
+        for two scales :math:`c` on a random batch (to :data:`ROLE_RTOL`), the loss's scalars at
+        their initial values.  A loss that normalises its inputs has both; under dot or L2
+        similarity its minimisers then form rays along which the encoders' norms run free.
+        Under cosine similarity the family itself normalises, and the answer is ``[]``."""
+        if similarity == "cosine":
+            return []
+        za, zb = rng.standard_normal((n, n_e)), rng.standard_normal((n, n_e))
+
+        def at(a, b):
+            if self.inputs == "logits":
+                return self.value(_logits(a, b, 1.0, similarity), None, self.theta0)
+            return self.value(a, b, self.theta0)
+
+        base = at(za, zb)
+        same = lambda x: abs(x - base) <= ROLE_RTOL * max(1.0, abs(x), abs(base))  # noqa: E731
+        if same(at(rng.standard_normal(za.shape), rng.standard_normal(zb.shape))):
+            return []  # blind to everything: numerics.batch_fit.check_depends refuses it
+        out = []
+        if all(same(at(c * za, zb)) for c in (0.37, 2.9)):
+            out.append("u")
+        if all(same(at(za, c * zb)) for c in (0.37, 2.9)):
+            out.append("v")
+        return out
 
     def detect_roles(self, similarity: str, rng: np.random.Generator, n: int = 8, n_e: int = 2) -> dict:
         r"""Find the role of each scalar by its defining identity on a random batch (module
@@ -462,3 +386,45 @@ class UserLoss:
                     continue
         self.roles = roles
         return roles
+
+
+class ClipControl:
+    r"""The control: CLIP's loss :math:`L_N(sF) - \log N` (MATH.md §2) of the logits
+    times a scale :math:`s`, with the interface of :class:`UserLoss` (``inputs="logits"``).
+
+    ``learn=False`` fixes :math:`s` (``scale=1``: CLIP with the temperature folded
+    into the encoders, the control under dot and L2 similarity); ``learn=True``
+    learns it with the encoders, as CLIP learns its temperature (the control under
+    cosine similarity, where the encoders cannot carry the scale).
+    """
+
+    inputs = "logits"
+
+    def __init__(self, scale: float = 1.0, learn: bool = False):
+        self.scale = float(scale)
+        self.learned = ["logit_scale"] if learn else []
+        self.roles = {"logit_scale": "scale"}
+        self.theta0 = np.array([self.scale]) if learn else np.zeros(0)
+
+    @property
+    def size(self) -> int:
+        return self.theta0.size
+
+    @staticmethod
+    def has_gradient() -> bool:
+        return True
+
+    def multiplier(self, theta) -> float:
+        return float(theta[0]) if self.size else self.scale
+
+    def matched_start(self, target: float) -> np.ndarray:
+        """Initial learned values with the scale at ``target`` (when it is learned)."""
+        return np.array([float(target)]) if self.size else self.theta0.copy()
+
+    def value_and_grad(self, F, _b, theta):
+        s = self.multiplier(theta)
+        val, g = infonce_value_and_grad(s * F)
+        return val - math.log(F.shape[0]), s * g, None, np.array([float(np.sum(g * F))])[: self.size]
+
+    def value(self, F, _b, theta):
+        return self.value_and_grad(F, None, theta)[0]

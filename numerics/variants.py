@@ -40,6 +40,7 @@ from ._validation import (
     fail,
 )
 from . import gaussian
+from .optimize import finite_difference_objective, minimize_factors
 from .gaussian import (
     _blocks,
     _expected_gaussian_kl,
@@ -66,6 +67,7 @@ __all__ = [
     "projected_regression_maps",
     "l2_balanced_objective",
     "two_sided_diagonal_value",
+    "fit_two_sided_pair",
 ]
 
 DIVERGENCES = ("forward", "reverse")
@@ -419,11 +421,12 @@ def l2_balanced_objective(cov, n_u, lam):
 # --------------------------------------------------------------------------
 # Proposition G4: the two-sided L2 loss on diagonal encoders
 # --------------------------------------------------------------------------
-def _one_pair_kl_sum(a, b, s):
+def _one_pair_kl_sum(a, b, s, kl_terms=l2_kl_terms):
     r"""Two-sided KL sum of one canonical pair with scalar encoders ``a``, ``b`` (H scale):
-    :math:`\tfrac12(KL_v + KL_u)` from the 2 x 2 model, through :func:`l2_kl_terms`."""
+    :math:`\tfrac12(KL_v + KL_u)` from the 2 x 2 model, through :func:`l2_kl_terms`
+    (or ``kl_terms`` of the same signature)."""
     cov = np.array([[1.0, s], [s, 1.0]])
-    kv, ku = l2_kl_terms([[a]], [[b]], 1.0, cov, 1)
+    kv, ku = kl_terms([[a]], [[b]], 1.0, cov, 1)
     return 0.5 * (kv + ku)
 
 
@@ -446,3 +449,24 @@ def two_sided_diagonal_value(sigma):
                               options={"xatol": 1e-10})
         total += float(res.fun)
     return total
+
+
+def fit_two_sided_pair(s, rng=None, *, starts: int = 3, kl_terms=l2_kl_terms):
+    r"""The two-sided L2 loss of one canonical pair of correlation ``s``,
+    :math:`\tfrac12(KL_v + KL_u)` at scalar encoders :math:`(a, b)`, minimised by BFGS over
+    the plane (central-difference gradients, ``starts`` random starts of standard
+    deviation 2, no restarts): Proposition G4's step 4(a) observes that the minimum
+    lies on the diagonal :math:`a = b`, where it is :math:`\varphi(s)`
+    (:func:`numerics.l2_two_sided.two_sided_pair_minimum`).
+
+    ``kl_terms`` (default :func:`l2_kl_terms`) gives the two expected divergences of the
+    2 x 2 model.  Returns the :class:`numerics.optimize.FactorFit` (``G_u = [[a]]``,
+    ``G_v = [[b]]``); no warning when it did not converge (read ``converged``).
+    """
+    arr = np.asarray(s) if not isinstance(s, str) else None
+    if arr is None or arr.ndim != 0 or arr.dtype.kind not in "iuf" or not 0 <= float(arr) < 1:
+        raise fail("s", s, "a canonical correlation in [0, 1)")
+    s = float(arr)
+    pair = finite_difference_objective(lambda Gu, Gv: _one_pair_kl_sum(Gu[0, 0], Gv[0, 0], s, kl_terms))
+    return minimize_factors(pair, 1, 1, 1, starts=starts, rng=rng, init_scale=2.0, gtol=1e-10,
+                            restarts=0, warn=False)

@@ -21,9 +21,19 @@ from typing import Callable, Iterable
 
 from numerics._validation import as_count, fail
 
-__all__ = ["DASK_HINT", "Executor", "executor"]
+from .verify_args import as_seconds
+
+__all__ = ["DASK_HINT", "DEFAULT_CONNECT_TIMEOUT", "ClusterError", "Executor", "executor"]
+
+#: Seconds to wait for an existing scheduler before giving up (``connect_timeout``).
+DEFAULT_CONNECT_TIMEOUT = 10.0
 
 DASK_HINT = 'parallel runs need dask.distributed: pip install ".[dask]" (or pip install "dask[distributed]")'
+
+
+class ClusterError(RuntimeError):
+    """The Dask cluster could not be reached or started: an infrastructure failure, never a
+    verdict (the command line exits 2)."""
 
 
 def _import_distributed():
@@ -57,34 +67,48 @@ class Executor:
 
 
 @contextmanager
-def executor(workers: int = 1, scheduler: str | None = None):
+def executor(workers: int = 1, scheduler: str | None = None, connect_timeout: float = DEFAULT_CONNECT_TIMEOUT):
     """Context manager yielding an :class:`Executor` (module docstring).
 
     Raises
     ------
     numerics.InvalidInputError
-        ``workers`` not an integer >= 1, or ``scheduler`` not a string.
+        ``workers`` not an integer >= 1, ``scheduler`` not a string, or
+        ``connect_timeout`` not a number of seconds > 0.
     ImportError
         Dask is needed (``workers > 1`` or a ``scheduler``) but not installed;
         the message says how to install it.
+    ClusterError
+        The scheduler did not answer within ``connect_timeout`` seconds, or the
+        local cluster could not start.
     """
     workers = as_count(workers, "workers", 1)
     if scheduler is not None and not isinstance(scheduler, str):
         raise fail("scheduler", scheduler, "an address such as 'tcp://127.0.0.1:8786', or None")
+    connect_timeout = as_seconds(connect_timeout, "connect_timeout")
     if scheduler is None and workers == 1:
         yield Executor()
         return
     Client, LocalCluster = _import_distributed()
     if scheduler is not None:
-        client = Client(scheduler)
+        try:
+            client = Client(scheduler, timeout=connect_timeout)
+        except (OSError, TimeoutError, ValueError) as exc:
+            raise ClusterError(f"scheduler={scheduler!r}: no Dask scheduler answered within "
+                               f"{connect_timeout:g} s ({type(exc).__name__}: {exc}); start one with "
+                               "'dask scheduler', or check the address") from None
         try:
             yield Executor(client)
         finally:
             client.close()
         return
-    cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                           dashboard_address=":0")  # any free port: never clash with a running cluster
-    client = Client(cluster)
+    try:
+        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                               dashboard_address=":0")  # any free port: never clash with a running cluster
+        client = Client(cluster, timeout=connect_timeout)
+    except (OSError, TimeoutError) as exc:
+        raise ClusterError(f"workers={workers}: the local Dask cluster did not start "
+                           f"({type(exc).__name__}: {exc})") from None
     try:
         yield Executor(client)
     finally:

@@ -150,16 +150,20 @@ def variant_summary(result) -> str:
     elif v == "refuted":
         head += (f": a difference finite-N bias cannot explain on {counts['refuted']} of "
                  f"{len(result.models)} models (99.7 % confidence each)")
+    elif not result.models:
+        head += f" ({result.reason}): no fits were run"
     else:
         head += (f": the data cannot tell a difference from the margin ({result.margin}) on "
-                 f"{counts['inconclusive']} of {len(result.models)} models")
+                 f"{counts['inconclusive']} of {len(result.models)} models ({result.reason})")
     lines = [head,
              f"  seed {result.seed}, gradient: {result.gradient}, {result.rounds} round(s), "
              f"{result.seconds:.1f} s (adaptive budget {result.budget:g} s)",
              "  delta: distance of the variant's population statistic from the claim's target "
-             "(whitened Frobenius), extrapolated in 1/N from paired fits"]
+             "(whitened Frobenius), extrapolated in 1/N from paired fits"][: 3 if result.models else 2]
     lines += [_model_line(m) for m in result.models]
     lines += [f"  note: {n}" for n in result.notes]
+    if result.advice:
+        lines.append(f"  why, and what to run instead: {result.advice}")
     return "\n".join(lines)
 
 

@@ -77,7 +77,7 @@ import numpy as np
 from scipy.stats import f as f_dist
 
 __all__ = ["VERDICTS", "CONFIRM_LEVEL", "REFUTE_LEVEL", "DEFAULT_RELATIVE_MARGIN", "DRIFT_RATIO", "DeltaEstimate",
-           "look_level", "estimate_delta", "decide", "combine"]
+           "look_level", "extrapolate", "estimate_delta", "decide", "combine"]
 
 VERDICTS = ("confirmed", "refuted", "inconclusive")
 #: Confidence of the upper bound behind a confirmation, at each look.  A false
@@ -166,6 +166,26 @@ def _half_width(S, R, q):
     return math.sqrt(tr / R * _quantile(q, d_e, (R - 1) * d_e)), d_e
 
 
+def extrapolate(sizes, differences):
+    r"""Each replicate's differences regressed on :math:`(1, 1/N)` by weighted least squares
+    (weights :math:`N`): returns the intercepts :math:`a_r` (the :math:`N \to \infty` limit,
+    bias removed to first order) and slopes :math:`\beta_r`, each of shape ``(R, d)``.
+
+    ``differences`` has shape ``(R, k, d)`` with ``R >= 2`` replicates and ``k >= 2``
+    increasing ``sizes``.
+    """
+    n = np.asarray(sizes, dtype=float)
+    D = np.asarray(differences, dtype=float)
+    R, k, d = D.shape
+    if k < 2 or R < 2:
+        raise ValueError("the 1/N extrapolation needs at least two sizes and two replicates")
+    X = np.column_stack([np.ones(k), 1.0 / n])
+    w = np.sqrt(n)  # weights N on squared residuals
+    coef = np.linalg.lstsq(X * w[:, None], (D * w[None, :, None]).transpose(1, 0, 2).reshape(k, R * d),
+                           rcond=None)[0].reshape(2, R, d)
+    return coef[0], coef[1]
+
+
 def estimate_delta(sizes, differences, gap=None, variant_stats=None, look=1) -> DeltaEstimate:
     r"""Estimate :math:`\delta` and its bounds from paired differences (module docstring).
 
@@ -184,16 +204,9 @@ def estimate_delta(sizes, differences, gap=None, variant_stats=None, look=1) -> 
         :func:`look_level` of :data:`REFUTE_LEVEL`.
     """
     n = np.asarray(sizes, dtype=float)
-    D = np.asarray(differences, dtype=float)
-    R, k, d = D.shape
-    if k < 2 or R < 2:
-        raise ValueError("estimate_delta needs at least two sizes and two replicates")
+    a, beta = extrapolate(sizes, differences)
+    R, d = a.shape
     g = np.zeros(d) if gap is None else np.asarray(gap, dtype=float)
-    X = np.column_stack([np.ones(k), 1.0 / n])
-    w = np.sqrt(n)  # weights N on squared residuals
-    coef = np.linalg.lstsq(X * w[:, None], (D * w[None, :, None]).transpose(1, 0, 2).reshape(k, R * d),
-                           rcond=None)[0].reshape(2, R, d)
-    a, beta = coef[0], coef[1]
     a_bar, b_bar = a.mean(axis=0), beta.mean(axis=0)
     S_a = np.cov(a, rowvar=False, ddof=1).reshape(d, d)
     S_b = np.cov(beta, rowvar=False, ddof=1).reshape(d, d)

@@ -7,11 +7,15 @@ matrix, ``--param NAME=VALUE`` the loss's own scalars (``--learn NAME`` those
 learned with the encoders; default all), ``--backend torch|jax`` the framework
 (auto-detected by default).
 
-Exit codes: 0 the claim is confirmed, 1 refuted, 3 inconclusive, 2 a usage or
-loading error (bad path, missing name, unknown claim or similarity, a loss
-that raises, dask missing for ``--workers``).  Progress goes to stderr, one
-line per round and model (``--quiet`` silences it); the verdict summary goes
-to stdout.
+Exit codes: 0 the claim is confirmed, 1 refuted, 3 inconclusive, and 2 for
+everything that is not a verdict — a usage or loading error (bad path, missing
+name, unknown claim or similarity, a loss that raises), or an infrastructure
+failure (dask missing for ``--workers``, no scheduler answering within
+``--connect-timeout`` seconds, default 10, an unwritable ``--json`` or
+``--report`` path, checked before any work).  Exit 1 means REFUTED and nothing
+else.  Errors are one line on stderr, never a traceback.  Progress goes to
+stderr, one line per round and model (``--quiet`` silences it); the verdict
+summary goes to stdout.
 """
 from __future__ import annotations
 
@@ -20,12 +24,16 @@ import importlib
 import importlib.util
 import inspect
 import json
+import os
 import sys
 from pathlib import Path
 
 from numerics._validation import InvalidInputError
 
-__all__ = ["main", "build_parser", "load_callable", "LoadError"]
+__all__ = ["main", "build_parser", "load_callable", "LoadError", "EXIT_ERROR"]
+
+#: Exit code of every outcome that is not a verdict (usage, loading, infrastructure).
+EXIT_ERROR = 2
 
 
 class LoadError(Exception):
@@ -43,19 +51,27 @@ def _param(text: str):
                                          "a Python identifier and a number") from None
 
 
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose usage errors are one line on stderr (exit 2)."""
+
+    def error(self, message):
+        print(f"error: {message} (see {self.prog} --help)", file=sys.stderr)
+        sys.exit(EXIT_ERROR)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    from numerics.user_loss import BACKENDS, INPUTS
+    """The parser of ``python -m proofs_checks verify``."""
+    from .parallel import DEFAULT_CONNECT_TIMEOUT
+    from .schedule import DEFAULT_BUDGET, DEFAULT_REPLICATES
+    from .verify_args import BACKEND_NAMES, CLAIMS, DIRECTIONS, INPUTS, SIMILARITY_NAMES
 
-    from .claims import CLAIMS, DIRECTIONS
-    from .verify import DEFAULT_BUDGET, DEFAULT_REPLICATES, SIMILARITIES
-
-    p = argparse.ArgumentParser(
+    p = _Parser(
         prog="python -m proofs_checks verify",
         description="Verify a contrastive loss, loss(F, **params) of the N x N logit matrix F "
                     "(positives on the diagonal) or loss(za, zb, **params) of the two encoder "
                     "outputs, in NumPy, PyTorch or JAX, against a claim, on generated "
                     "Gaussian models. Exit 0 confirmed, 1 refuted, 3 inconclusive, "
-                    "2 usage/loading error.",
+                    "2 usage, loading or infrastructure error.",
     )
     p.add_argument("target", metavar="TARGET",
                    help="path/to/file.py:NAME or package.module:NAME (a class is instantiated "
@@ -68,18 +84,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--learn", nargs="*", action="extend", metavar="NAME",
                    help="the --param names learned with the encoders (default: all; "
                         "--learn alone: none, every --param stays fixed)")
-    p.add_argument("--similarity", default="dot", choices=SIMILARITIES)
-    p.add_argument("--backend", default="auto", choices=("auto",) + BACKENDS)
-    p.add_argument("--direction", default="both", choices=DIRECTIONS,
-                   help="conditionals concerned by the matches-* claims (rows of F: v|u)")
+    p.add_argument("--similarity", default="dot", choices=SIMILARITY_NAMES,
+                   help="logit family (bilinear is a synonym of dot)")
+    p.add_argument("--backend", default="auto", choices=BACKEND_NAMES)
     p.add_argument("--grad", metavar="NAME",
                    help="name of a gradient function F -> dL/dF next to the target")
+    p.add_argument("--direction", default="both", choices=DIRECTIONS,
+                   help="conditionals concerned by the matches-* claims (rows of F: v|u)")
     p.add_argument("--margin", type=float, default=None,
                    help="absolute margin on the whitened distance (default: 5%% of the target's norm)")
     p.add_argument("--budget", type=float, default=DEFAULT_BUDGET, metavar="SECONDS",
                    help=f"time for adaptive rounds after the first (default {DEFAULT_BUDGET:g})")
-    p.add_argument("--seed", type=int, default=0)
     p.add_argument("--models", type=int, default=3, help="number of Gaussian models (default 3)")
+    p.add_argument("--seed", type=int, default=0)
     p.add_argument("--sizes", type=int, nargs="+", metavar="N",
                    help="batch sizes of the first round, increasing (default depends on the similarity)")
     p.add_argument("--replicates", type=int, default=DEFAULT_REPLICATES)
@@ -87,9 +104,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="run the fits on a local Dask cluster of this many processes")
     p.add_argument("--scheduler", metavar="ADDRESS",
                    help="run the fits on an existing Dask cluster (tcp://HOST:PORT)")
+    p.add_argument("--connect-timeout", type=float, default=DEFAULT_CONNECT_TIMEOUT, metavar="SECONDS",
+                   help=f"seconds to wait for --scheduler (default {DEFAULT_CONNECT_TIMEOUT:g}); exit 2 past it")
     p.add_argument("--json", metavar="PATH", help="write the result as JSON to PATH")
     p.add_argument("--report", metavar="DIR",
-                   help="write report.md, result.json and PNG figures to DIR")
+                   help="write report.md, the JSON document and PNG figures to DIR")
     p.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     return p
 
@@ -142,8 +161,37 @@ def load_callable(target: str):
     return obj, module
 
 
+def _writable(path: str, option: str, directory: bool) -> Path:
+    """``path`` made ready to write (parents created), or a :class:`LoadError` naming ``option``."""
+    p = Path(path)
+    folder = p if directory else p.parent
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise LoadError(f"{option} {path!r}: cannot create {str(folder)!r} ({exc.strerror or exc})") from None
+    if (not directory and p.is_dir()) or not os.access(folder, os.W_OK | os.X_OK) or \
+            (p.exists() and not directory and not os.access(p, os.W_OK)):
+        raise LoadError(f"{option} {path!r}: not a writable {'folder' if directory else 'file'}")
+    return p
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of the ``verify`` subcommand; returns the exit code."""
+    """Entry point of the ``verify`` subcommand; returns the exit code (module docstring).
+    Every failure that is not a verdict returns :data:`EXIT_ERROR` with one line on stderr."""
+    try:
+        return _main(argv)
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # never a traceback, and never exit 1 (which means REFUTED)
+        print(f"error: {type(exc).__name__}: {exc} (an internal error of the verifier; "
+              "please report it with the command that raised it)", file=sys.stderr)
+        return EXIT_ERROR
+
+
+def _main(argv):
+    from .parallel import ClusterError
+
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
     try:
@@ -151,6 +199,8 @@ def main(argv: list[str] | None = None) -> int:
     except SystemExit as exc:  # argparse exits 2 on usage errors, 0 on --help
         return int(exc.code or 0)
     try:
+        json_path = _writable(args.json, "--json", False) if args.json else None
+        report_dir = _writable(args.report, "--report", True) if args.report else None
         loss, module = load_callable(args.target)
         grad = None
         if args.grad:
@@ -159,30 +209,31 @@ def main(argv: list[str] | None = None) -> int:
                 raise LoadError(f"{args.target.rpartition(':')[0]!r} has no callable {args.grad!r}")
     except LoadError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return EXIT_ERROR
+    progress = None if args.quiet else (lambda line: print(line, file=sys.stderr, flush=True))
+    common = dict(similarity=args.similarity, seed=args.seed, inputs=args.inputs,
+                  params=dict(args.param) or None, learn=args.learn, backend=args.backend, grad=grad,
+                  sizes=args.sizes, replicates=args.replicates, name=args.target, workers=args.workers,
+                  scheduler=args.scheduler, connect_timeout=args.connect_timeout, progress=progress)
     from .verify import verify_variant
 
-    progress = None if args.quiet else (lambda line: print(line, file=sys.stderr, flush=True))
     try:
-        result = verify_variant(loss, claim=args.claim, similarity=args.similarity, seed=args.seed,
-                                inputs=args.inputs, params=dict(args.param) or None,
-                                learn=args.learn, backend=args.backend,
-                                grad=grad, n_models=args.models, sizes=args.sizes,
-                                replicates=args.replicates, margin=args.margin, budget=args.budget,
-                                direction=args.direction, name=args.target, workers=args.workers,
-                                scheduler=args.scheduler, progress=progress)
-    except (InvalidInputError, ImportError) as exc:
+        result = verify_variant(loss, claim=args.claim, n_models=args.models, margin=args.margin,
+                                budget=args.budget, direction=args.direction, **common)
+    except (InvalidInputError, ImportError, ClusterError) as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return EXIT_ERROR
     print(result.summary())
-    if args.json:
-        path = Path(args.json)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(result.to_dict(), indent=2), encoding="utf-8")
-    if args.report:
-        report = result.write_report(args.report)
-        if not args.quiet:
-            print(f"report written to {report}", file=sys.stderr)
+    try:
+        if json_path is not None:
+            json_path.write_text(json.dumps(result.to_dict(), indent=2), encoding="utf-8")
+        if report_dir is not None:
+            written = result.write_report(report_dir)
+            if not args.quiet:
+                print(f"report written to {written}", file=sys.stderr)
+    except OSError as exc:
+        print(f"error: writing the result failed: {exc}", file=sys.stderr)
+        return EXIT_ERROR
     return result.exit_code
 
 

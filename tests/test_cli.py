@@ -28,11 +28,19 @@ def test_json_contract_and_exit_code(tmp_path, capsys):
 
 
 def test_same_seed_gives_bitwise_identical_json(tmp_path):
+    # the checks of Proposition G1 that draw random numbers (models, optimiser starts); its
+    # symbolic proofs (10 s a run) draw none
     paths = [tmp_path / f"{k}.json" for k in range(2)]
     for p in paths:
-        assert main(["--only", "Proposition G1", "--cases", "4", "--seed", "5", "--json", str(p),
-                     "--quiet"]) == 0
+        assert main(["--only", "g1-closed-form", "--only", "g1-optimization", "--cases", "4", "--seed", "5",
+                     "--json", str(p), "--quiet"]) == 0
+    doc = json.loads(paths[0].read_text())
+    assert [r["check"] for r in doc["results"]] == ["g1-closed-form", "g1-optimization"]
     assert paths[0].read_bytes() == paths[1].read_bytes()
+    # and the seed matters: another seed draws other models
+    other = tmp_path / "other.json"
+    assert main(["--only", "g1-closed-form", "--cases", "4", "--seed", "6", "--json", str(other), "--quiet"]) == 0
+    assert json.loads(other.read_text())["results"][0]["max_error"] != doc["results"][0]["max_error"]
 
 
 def test_failing_check_gives_exit_1_and_junit_failure(tmp_path, monkeypatch):

@@ -112,22 +112,26 @@ def test_fuzz_gaussian_entropy(S):
     _call(gaussian.gaussian_entropy, S)
 
 
+# Exactly singular and exactly indefinite matrices (SINGULAR, SINGULAR_BLOCK: Cholesky
+# succeeds on them); each is checked in rational arithmetic, in tests/test_validation.py,
+# to sit far below the positive-definiteness rule of numerics.as_covariance (refused on
+# every BLAS).
+from .test_validation import INDEFINITE_TINY, SINGULAR, SINGULAR_BLOCK, SINGULAR_DENSE  # noqa: E402
+
+
 @FUZZ
 @given(C_uu=arrays(3), C_vv=arrays(3), sigma=st.one_of(arrays(3), scalars))
-# singular C_vv that passes Cholesky (its smallest eigenvalue rounds to -2e-17)
-@example(C_uu=np.array([[1.0]]), sigma=0.0,
-         C_vv=np.array([[0.03, 0.03, 0.03], [0.03, 1.0, 0.03], [0.03, 0.03, 0.03]]))
+@example(C_uu=np.array([[1.0]]), sigma=0.0, C_vv=SINGULAR)
+@example(C_uu=SINGULAR_DENSE, sigma=0.0, C_vv=np.array([[1.0]]))
+@example(C_uu=1.7e308 * np.array([[1.0, 0.99], [0.99, 1.0]]), sigma=0.5, C_vv=INDEFINITE_TINY)
 def test_fuzz_joint_covariance(C_uu, C_vv, sigma):
     _call(gaussian.joint_covariance, C_uu, C_vv, sigma)
-
-
-SINGULAR_BLOCK = np.diag([1.0, 0.0, 0.0, 0.0])
-SINGULAR_BLOCK[1:, 1:] = [[0.03, 0.03, 0.03], [0.03, 1.0, 0.03], [0.03, 0.03, 0.03]]  # Cholesky passes
 
 
 @FUZZ
 @given(cov=arrays(), n_u=scalars, n_e=scalars)
 @example(cov=SINGULAR_BLOCK, n_u=1, n_e=1)
+@example(cov=INDEFINITE_TINY, n_u=2, n_e=1)
 def test_fuzz_gaussian_model(cov, n_u, n_e):
     try:
         m = GaussianModel(cov=cov, n_u=n_u, n_e=n_e)
@@ -206,9 +210,10 @@ def test_fuzz_gaussian_kl_batch(m1, S1, m2, S2):
 @settings(FUZZ, max_examples=25)
 @given(cov=arrays(4), n_u=st.one_of(st.integers(0, 4), scalars), G=arrays(3),
        tau=temperatures, similarity=similarities, n=st.one_of(st.integers(-1, 40), scalars))
-# a singular C_vv that passes Cholesky; an encoder too narrow for v (numpy's ValueError)
+# an exactly singular C_vv (equal rows); an encoder too narrow for v (numpy's ValueError)
 @example(cov=np.block([[np.eye(2), np.zeros((2, 2))], [np.zeros((2, 2)), np.full((2, 2), 0.3)]]),
          n_u=2, G=np.eye(2), tau=1.0, similarity="dot", n=10)
+@example(cov=SINGULAR_BLOCK, n_u=1, G=np.eye(2), tau=1.0, similarity="dot", n=10)
 @example(cov=np.eye(3), n_u=1, G=np.ones((1, 1)), tau=1.0, similarity="dot", n=10)
 def test_fuzz_montecarlo_estimators(cov, n_u, G, tau, similarity, n):
     rng = np.random.default_rng(0)

@@ -3,6 +3,7 @@ that fail on wrong formulas."""
 import numpy as np
 import pytest
 
+from numerics import InvalidInputError
 from numerics import l2_two_sided as lt
 from numerics import landscape as ls
 from numerics import variants
@@ -78,6 +79,27 @@ def test_g4_closed_form_catches_a_pair_minimum_off_the_diagonal(models):
     cases = g4.check_g4_closed_form(models, np.random.default_rng(0), pair_minimum=wrong,
                                     max_hessian_models=0)
     assert any(not c.passed for c in cases if "observed" in c.label)
+
+
+def test_two_sided_pair_fit_finds_phi_on_the_diagonal():
+    """The pair search the check runs (numerics.variants.fit_two_sided_pair): BFGS over
+    (a, b) ends at phi(s) (the closed form) with a = b; finite-difference gradients
+    (eps^(2/3) on a loss of order 0.1) leave the value within ~1e-12 and the point within
+    ~1e-5 of the minimiser (a flat valley: sqrt of the value error over the curvature)."""
+    fit = variants.fit_two_sided_pair(0.8, np.random.default_rng(0))
+    assert len(fit.start_values) == 3                                # starts=3 by default
+    assert fit.value == pytest.approx(lt.two_sided_pair_minimum(0.8), abs=1e-10)
+    a, b = abs(fit.G_u[0, 0]), abs(fit.G_v[0, 0])
+    w = lt.two_sided_pair_precision(0.8)
+    assert a == pytest.approx(b, abs=1e-4) and a == pytest.approx(np.sqrt(w - 1), abs=1e-4)
+    # the divergences are the ones passed: twice the terms, twice the minimum
+    doubled = lambda *args: tuple(2 * t for t in variants.l2_kl_terms(*args))  # noqa: E731
+    fit = variants.fit_two_sided_pair(0.5, np.random.default_rng(0), starts=1, kl_terms=doubled)
+    assert len(fit.start_values) == 1
+    assert fit.value == pytest.approx(2 * lt.two_sided_pair_minimum(0.5), abs=1e-10)
+    for bad in (1.0, -0.1, "0.5", [0.5]):
+        with pytest.raises(InvalidInputError, match="^s="):
+            variants.fit_two_sided_pair(bad)
 
 
 # --------------------------------------------------------------------- landscape

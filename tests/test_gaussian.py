@@ -248,6 +248,36 @@ def test_joint_covariance_rejects_singular_marginal():
         gaussian.joint_covariance(np.eye(2), np.array([[1.0, 1.0], [1.0, 1.0]]), [0.5])
 
 
+def test_covariance_inputs_follow_the_one_positive_definiteness_rule():
+    # Marginals, S, S1, S2 (and their batches) are judged by numerics.as_covariance's rule
+    # (w_min > 100 n eps w_max) without the conditioning rule; fixtures checked exactly in
+    # test_validation to sit far from it.  Refused: exactly singular or indefinite; accepted:
+    # the ill-conditioned ILL_CONDITIONED (341 n eps), with finite results (its square roots
+    # are real whatever the rounding).
+    from .test_validation import ILL_CONDITIONED, INDEFINITE_TINY, SINGULAR, SINGULAR_DENSE
+
+    z4 = np.zeros(4)
+    for bad in (SINGULAR_DENSE, INDEFINITE_TINY):
+        calls = [("C_uu", lambda: gaussian.joint_covariance(bad, np.eye(2), [0.5])),
+                 ("C_vv", lambda: gaussian.joint_covariance(np.eye(2), bad, [0.5])),
+                 ("S", lambda: gaussian.gaussian_entropy(bad)),
+                 ("S1", lambda: gaussian.gaussian_kl(z4, bad, z4, np.eye(4))),
+                 ("S2", lambda: gaussian.gaussian_kl(z4, np.eye(4), z4, bad)),
+                 ("S2", lambda: gaussian.gaussian_kl_batch(z4[None], np.eye(4)[None], z4[None], bad[None]))]
+        for name, call in calls:
+            with pytest.raises(InvalidInputError, match=rf"^{name}=.*singular or indefinite"):
+                call()
+    with pytest.raises(InvalidInputError, match="^C_vv=.*singular or indefinite"):
+        gaussian.joint_covariance([[1.0]], SINGULAR, 0)
+    cov = gaussian.joint_covariance(ILL_CONDITIONED, np.eye(2), [0.5, 0.3])
+    assert np.all(np.isfinite(cov))
+    np.testing.assert_array_equal(cov[:4, :4], ILL_CONDITIONED)
+    assert np.isfinite(gaussian.gaussian_entropy(ILL_CONDITIONED))
+    assert np.isfinite(gaussian.gaussian_kl(z4, ILL_CONDITIONED, z4, np.eye(4)))
+    assert np.all(np.isfinite(gaussian.gaussian_kl_batch(z4[None], ILL_CONDITIONED[None], z4[None],
+                                                         np.eye(4)[None])))
+
+
 def test_gaussian_kl_matches_hand_formula_with_means():
     # 1-d: KL(N(m1, s1) || N(m2, s2)) = 1/2 (s1/s2 - 1 + (m2 - m1)^2/s2 + log(s2/s1)).
     # n-d: for S1, S2 diagonal in a common rotated basis Q the KL is the sum of the 1-d

@@ -139,3 +139,119 @@ def test_logsumexp_against_scipy():
     x[0, :] = -np.inf
     for axis in (0, 1, -1):
         np.testing.assert_allclose(infonce.logsumexp(x, axis=axis), reference(x, axis=axis), rtol=1e-14)
+
+
+# --------------------------------------------------------------------------
+# logits_vjp: the pull-back of a gradient in the logits to the embeddings
+# --------------------------------------------------------------------------
+def _fd_embedding_grad(phi, z, h=1e-6):
+    """Central differences of phi in every entry of z (independent of logits_vjp)."""
+    g = np.empty_like(z)
+    for idx in np.ndindex(*z.shape):
+        E = np.zeros_like(z)
+        E[idx] = h
+        g[idx] = (phi(z + E) - phi(z - E)) / (2 * h)
+    return g
+
+
+@pytest.mark.parametrize("similarity", infonce.SIMILARITIES)
+def test_logits_vjp_matches_finite_differences(similarity):
+    """Phi(F) = sum(W * F) with F = logits(za, zb): the pull-back of W is grad Phi.
+    Central differences with h = 1e-6 on logits of order 1/tau ~ 3: truncation
+    h^2 |Phi'''| ~ 1e-11, rounding eps |Phi| / h ~ 1e-9; 1e-7 is far below the
+    gradients (order 1) and above both."""
+    rng = np.random.default_rng(7)
+    za, zb = rng.standard_normal((5, 3)), rng.standard_normal((8, 3))
+    W = rng.standard_normal((5, 8))
+    dza, dzb = infonce.logits_vjp(W, za, zb, 0.3, similarity)
+    assert dza.shape == za.shape and dzb.shape == zb.shape
+    fa = _fd_embedding_grad(lambda z: np.sum(W * _direct(z, zb, 0.3, similarity)), za)
+    fb = _fd_embedding_grad(lambda z: np.sum(W * _direct(za, z, 0.3, similarity)), zb)
+    np.testing.assert_allclose(dza, fa, rtol=0, atol=1e-7)
+    np.testing.assert_allclose(dzb, fb, rtol=0, atol=1e-7)
+
+
+def test_logits_vjp_default_temperature_and_similarity():
+    rng = np.random.default_rng(8)
+    za, zb, W = rng.standard_normal((4, 2)), rng.standard_normal((3, 2)), rng.standard_normal((4, 3))
+    # dot and tau = 1 by default: the pull-back of the bilinear form is (W zb, W^T za)
+    dza, dzb = infonce.logits_vjp(W, za, zb)
+    np.testing.assert_allclose(dza, W @ zb, rtol=1e-15, atol=0)
+    np.testing.assert_allclose(dzb, W.T @ za, rtol=1e-15, atol=0)
+
+
+def test_cosine_pull_back_is_blind_to_the_scale_of_each_embedding():
+    """A cosine logit does not change along z_i: the gradient is orthogonal to every row,
+    and scaling a row by c divides its gradient by c."""
+    rng = np.random.default_rng(9)
+    za, zb, W = rng.standard_normal((4, 3)), rng.standard_normal((6, 3)), rng.standard_normal((4, 6))
+    dza, dzb = infonce.logits_vjp(W, za, zb, 0.5, "cosine")
+    np.testing.assert_allclose(np.sum(dza * za, axis=1), 0.0, atol=1e-14)
+    np.testing.assert_allclose(np.sum(dzb * zb, axis=1), 0.0, atol=1e-14)
+    scaled = infonce.logits_vjp(W, 4.0 * za, zb, 0.5, "cosine")[0]
+    np.testing.assert_allclose(scaled, dza / 4.0, rtol=1e-13, atol=1e-16)
+
+
+def test_private_logits_vjp_works_on_stacks():
+    rng = np.random.default_rng(10)
+    za, zb, W = rng.standard_normal((3, 4, 2)), rng.standard_normal((3, 5, 2)), rng.standard_normal((3, 4, 5))
+    for sim in infonce.SIMILARITIES:
+        ga, gb = infonce._logits_vjp(W, za, zb, 0.7, sim)
+        for t in range(3):
+            ra, rb = infonce.logits_vjp(W[t], za[t], zb[t], 0.7, sim)
+            np.testing.assert_allclose(ga[t], ra, rtol=1e-14, atol=1e-15)
+            np.testing.assert_allclose(gb[t], rb, rtol=1e-14, atol=1e-15)
+
+
+@pytest.mark.parametrize("kwargs, name", [
+    (dict(dF=np.ones((2, 3))), "dF"), (dict(dF=np.ones(9)), "dF"), (dict(dF=np.full((3, 3), np.nan)), "dF"),
+    (dict(za=np.zeros((3, 2)), similarity="cosine"), "za"), (dict(zb=np.ones((3, 3))), "zb"),
+    (dict(tau=0.0), "tau"), (dict(similarity="angular"), "similarity"),
+])
+def test_logits_vjp_names_a_bad_argument(kwargs, name):
+    args = dict(dF=np.ones((3, 3)), za=np.ones((3, 2)), zb=np.ones((3, 2)), tau=1.0, similarity="dot")
+    args.update(kwargs)
+    with pytest.raises(InvalidInputError, match=f"^{name}="):
+        infonce.logits_vjp(**args)
+
+
+# --------------------------------------------------------------------------
+# the InfoNCE loss of a stack of batches
+# --------------------------------------------------------------------------
+@pytest.mark.parametrize("similarity", infonce.SIMILARITIES)
+def test_stacked_loss_is_the_per_batch_loss(similarity):
+    rng = np.random.default_rng(11)
+    za, zb = rng.standard_normal((5, 6, 3)), rng.standard_normal((5, 6, 3))
+    for lam in (0.0, 0.3, 0.5, 1.0):
+        values = infonce.stacked_infonce_loss(za, zb, 0.4, similarity, lam)
+        assert values.shape == (5,)
+        for r in range(5):
+            # the same terms in the same order up to the reduction: rounding of 6 terms of order 10
+            assert values[r] == pytest.approx(
+                infonce.infonce_loss(infonce.logits(za[r], zb[r], 0.4, similarity), lam), abs=1e-13)
+    # defaults: tau 1, dot, lambda 1/2 (CLIP's L_N), the row and column terms by hand
+    F = np.einsum("rik,rjk->rij", za, zb)
+    d = np.diagonal(F, axis1=1, axis2=2)
+    by_hand = (-d + 0.5 * logsumexp(F, axis=2) + 0.5 * logsumexp(F, axis=1)).mean(axis=1)
+    np.testing.assert_allclose(infonce.stacked_infonce_loss(za, zb), by_hand, rtol=0, atol=1e-13)
+
+
+def test_stacked_loss_divides_before_summing():
+    """Positives of 1e308 on the diagonal and 0 elsewhere: each batch's loss is 0 (every
+    log-sum-exp is its positive), while a sum of the N positives first would overflow to
+    inf and give inf - inf = nan."""
+    z = np.zeros((2, 3, 3))
+    z[:, np.arange(3), np.arange(3)] = 1e154
+    values = infonce.stacked_infonce_loss(z, z, 1.0, "dot", 0.5)
+    np.testing.assert_allclose(values, 0.0, atol=1e-12)
+
+
+@pytest.mark.parametrize("kwargs, name", [
+    (dict(za=np.ones((3, 2))), "za"), (dict(zb=np.ones((2, 4, 2))), "zb"), (dict(zb=np.ones((2, 3, 3))), "zb"),
+    (dict(za=np.zeros((2, 3, 2)), similarity="cosine"), "za"), (dict(lam=1.5), "lam"), (dict(tau=-1.0), "tau"),
+])
+def test_stacked_loss_names_a_bad_argument(kwargs, name):
+    args = dict(za=np.ones((2, 3, 2)), zb=np.ones((2, 3, 2)), tau=1.0, similarity="dot", lam=0.5)
+    args.update(kwargs)
+    with pytest.raises(InvalidInputError, match=f"^{name}="):
+        infonce.stacked_infonce_loss(**args)

@@ -194,17 +194,39 @@ def test_small_bilinear_has_the_requested_whitened_norm():
         M.small_bilinear(m, None)
 
 
-def test_gaussian_model_rejects_blocks_singular_to_eigh():
-    # C_vv singular (rows 1 and 3 equal) yet Cholesky passes: its smallest eigenvalue
-    # rounds below zero, so its inverse square root is not finite
-    cov = np.diag([1.0, 0.0, 0.0, 0.0])
-    cov[1:, 1:] = [[0.03, 0.03, 0.03], [0.03, 1.0, 0.03], [0.03, 0.03, 0.03]]
-    np.linalg.cholesky(cov)
+def test_gaussian_model_refuses_numerically_singular_covariances_on_every_blas():
+    # Exactly singular or indefinite (checked in rational arithmetic in test_validation):
+    # refused by numerics.as_covariance's rule, the eigenvalue span in the message, and no
+    # warning on the way.  SINGULAR_BLOCK's block C_vv has equal rows 1 and 3; Cholesky
+    # succeeds on it, and the sign of eigvalsh's smallest eigenvalue depends on the BLAS
+    # kernels (-2.4e-17 Haswell, +2.2e-18 SkylakeX), which the old checks relied on.
     import warnings
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")      # judged and refused, not warned about
-        with pytest.raises(InvalidInputError, match="^cov=.*smallest eigenvalue"):
-            M.GaussianModel(cov=cov, n_u=1, n_e=1)
+
+    from .test_validation import INDEFINITE_TINY, SINGULAR_BLOCK, SINGULAR_DENSE, far_below_rule
+
+    for cov, n_u in ((SINGULAR_BLOCK, 1), (SINGULAR_DENSE, 2), (INDEFINITE_TINY, 3)):
+        assert far_below_rule(cov)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")      # judged and refused, not warned about
+            with pytest.raises(InvalidInputError,
+                               match=r"^cov=.*numerically singular or indefinite: eigenvalues span \["):
+                M.GaussianModel(cov=cov, n_u=n_u, n_e=1)
+
+
+def test_gaussian_model_accepts_ill_conditioned_covariances_above_the_rule():
+    # The rule refuses w_min <= 100 n eps w_max; GaussianModel applies no conditioning rule
+    # (the closed forms do).  ILL_CONDITIONED (exact spectrum {2^-40, 1, 2, 3}, 341 n eps
+    # w_max) is accepted with finite canonical correlations in [0, 1], then refused by a
+    # closed form for its conditioning.
+    from numerics import gaussian
+
+    from .test_validation import ILL_CONDITIONED, far_above_rule
+
+    assert far_above_rule(ILL_CONDITIONED)
+    m = M.GaussianModel(cov=ILL_CONDITIONED, n_u=2, n_e=1)
+    assert np.all(np.isfinite(m.sigma)) and np.all((m.sigma >= 0) & (m.sigma <= 1 + 1e-6))
+    with pytest.raises(InvalidInputError, match="^cov=.*condition number"):
+        gaussian.canonical_correlations(m.cov, m.n_u)
 
 
 def test_default_models_cover_their_documented_ranges():

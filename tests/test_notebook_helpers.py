@@ -19,6 +19,7 @@ import _execute  # noqa: E402
 import _mnist  # noqa: E402
 import _ocean  # noqa: E402
 from numerics import InvalidInputError  # noqa: E402
+from numerics.infonce import logits_vjp  # noqa: E402
 
 
 # --------------------------------------------------------------------------
@@ -274,7 +275,8 @@ def test_one_sided_losses_average_to_the_symmetric_loss():
 
 
 @pytest.mark.parametrize("similarity", ["dot", "l2", "cosine"])
-def test_rectangular_logits_and_their_backward_pass(similarity):
+def test_rectangular_logits_are_the_library_logits(similarity):
+    # the backward pass is numerics.infonce.logits_vjp, tested in tests/test_infonce.py
     rng = np.random.default_rng(12)
     za, zb = rng.normal(size=(5, 3)), rng.normal(size=(8, 3))
     F = _common.logits(za, zb, 0.3, similarity)
@@ -283,17 +285,6 @@ def test_rectangular_logits_and_their_backward_pass(similarity):
     expected = {"dot": a @ b, "l2": -0.5 * np.sum((a - b) ** 2),
                 "cosine": a @ b / np.linalg.norm(a) / np.linalg.norm(b)}[similarity] / 0.3
     assert abs(F[2, 6] - expected) < 1e-13 * max(1.0, abs(expected))
-    # the backward pass of Phi(F) = sum(W * F) against central differences
-    W = rng.normal(size=F.shape)
-    ga, gb = _common.logits_backward(W, za, zb, 0.3, similarity)
-    for idx in [(0, 0), (4, 2)]:
-        fa = _central_difference(lambda z: np.sum(W * _common.logits(z, zb, 0.3, similarity)), za, idx)
-        assert abs(fa - ga[idx]) < 1e-7
-    for idx in [(7, 1), (3, 0)]:
-        fb = _central_difference(lambda z: np.sum(W * _common.logits(za, z, 0.3, similarity)), zb, idx)
-        assert abs(fb - gb[idx]) < 1e-7
-    with pytest.raises(InvalidInputError, match="dF"):
-        _common.logits_backward(W[:, :3], za, zb, 0.3, similarity)
 
 
 @pytest.mark.parametrize("similarity, tau", [("cosine", 0.1), ("dot", 1.0), ("l2", 0.5)])
@@ -304,7 +295,7 @@ def test_grouped_infonce_equals_the_streaming_kernel_on_the_expanded_pairs(simil
     za, emb = rng.normal(size=(30, 5)), rng.normal(size=(4, 5))
     H = _common.logits(za, emb, tau, similarity)
     loss, dH = _common.grouped_infonce(H, y, 0.5)
-    ga, g_emb = _common.logits_backward(dH, za, emb, tau, similarity)
+    ga, g_emb = logits_vjp(dH, za, emb, tau, similarity)
     k_loss, k_ga, k_gb = _common.clip_loss_and_grad(za, emb[y], tau, similarity)
     # the kernel streams tiles in another summation order: agreement to rounding of O(10) terms
     assert abs(loss - k_loss) < 1e-12
@@ -332,7 +323,7 @@ def test_grouped_infonce_one_sided_and_with_an_absent_label():
 
 
 # --------------------------------------------------------------------------
-# shared helpers: encoders, bank means, training, fitting
+# shared helpers: encoders, training, fitting
 # --------------------------------------------------------------------------
 def test_linear_encoders_follow_the_library_convention():
     # G_u of shape (n_e, n_u), embedding G_u u, f(u, v) = u^T A v with A = G_u^T G_v / tau (MATH.md §1)
@@ -363,29 +354,6 @@ def test_encoder_backward_matches_finite_differences(hidden, bias):
         down = np.sum(W * enc(x))
         p[idx] += h
         assert abs((up - down) / (2 * h) - g[idx]) < 1e-7
-
-
-def test_bank_mean_weights_multiplicities_and_effective_size():
-    bank = np.arange(8.0).reshape(4, 2)
-    means, ess = _common.bank_mean(np.zeros((1, 4)), bank)
-    np.testing.assert_allclose(means[0], bank.mean(0))
-    assert ess[0] == pytest.approx(4.0)
-    means, ess = _common.bank_mean(np.array([[0.0, 800.0, 0.0, 0.0]]), bank)
-    np.testing.assert_allclose(means[0], bank[1])
-    assert ess[0] == pytest.approx(1.0)
-    # multiplicities are the same as repeating rows (and 0 as dropping them)
-    rng = np.random.default_rng(17)
-    F = rng.normal(size=(3, 4))
-    c = np.array([2.0, 0.0, 1.0, 3.0])
-    rows = np.repeat(np.arange(4), c.astype(int))
-    m_c, ess_c = _common.bank_mean(F, bank, c)
-    m_r, ess_r = _common.bank_mean(F[:, rows], bank[rows])
-    np.testing.assert_allclose(m_c, m_r, rtol=1e-13)
-    np.testing.assert_allclose(ess_c, ess_r, rtol=1e-13)
-    with pytest.raises(InvalidInputError, match="bank"):
-        _common.bank_mean(np.zeros((1, 3)), bank)
-    with pytest.raises(InvalidInputError, match="weights"):
-        _common.bank_mean(F, bank, -c)
 
 
 def test_adam_minimises_a_quadratic():
@@ -433,8 +401,32 @@ def test_fit_linear_encoders_reaches_a_known_minimiser(stages):
     np.testing.assert_allclose(fit.G_u, Gu_star, atol=1e-9)
     np.testing.assert_allclose(fit.G_v, Gv_star, atol=1e-9)
     assert fit.loss < 1e-15 and np.ptp(fit.start_losses) < 1e-15 and fit.grad_norm < 1e-8
+    assert fit.grad_max <= 1e-10
     assert fit.n_evals == len(calls)
     assert (30 in calls) == bool(stages)
+    # dense BFGS below BFGS_MAX_PARAMS entries (SciPy's BFGS message, not L-BFGS-B's)
+    assert all(m.startswith("Optimization terminated") for m in fit.messages)
+
+
+def test_fit_linear_encoders_uses_l_bfgs_b_for_many_entries():
+    # the quadratic of the test above with 12 x (12 + 10) = 264 > BFGS_MAX_PARAMS entries
+    rng = np.random.default_rng(23)
+    xu, xv = rng.normal(size=(80, 12)), rng.normal(size=(80, 10))
+    Gu_star, Gv_star = rng.normal(size=(12, 12)), rng.normal(size=(12, 10))
+    ta, tb = xu @ Gu_star.T, xv @ Gv_star.T
+
+    def objective(za, zb):
+        da, db = za - ta[:za.shape[0]], zb - tb[:zb.shape[0]]
+        return 0.5 * (np.sum(da**2) + np.sum(db**2)), da, db
+
+    assert 12 * 22 > _common.BFGS_MAX_PARAMS
+    fit = _common.fit_linear_encoders(objective, xu, xv, 12, starts=2, rng=rng, stages=(40,), gtol=1e-9)
+    assert all(m.startswith("CONVERGENCE") for m in fit.messages) and fit.converged
+    assert len(fit.start_encoders) == 2 and fit.start_losses.shape == (2,)
+    # Hessian eigenvalues between ~10 and ~200 (80 rows of 12 normals): gtol 1e-9 leaves G
+    # within about 1e-10 of G*; 1e-8 allows for L-BFGS-B's last step stopping at ftol
+    np.testing.assert_allclose(fit.G_u, Gu_star, atol=1e-8)
+    np.testing.assert_allclose(fit.G_v, Gv_star, atol=1e-8)
 
 
 def test_fit_linear_encoders_validates():
@@ -445,12 +437,27 @@ def test_fit_linear_encoders_validates():
         _common.fit_linear_encoders(None, xu, xv, 1, stages=(4,))
 
 
-def test_positive_definite_repairs_a_barely_indefinite_estimate():
-    H = np.diag([2.0, 1.0, -1e-14])
-    P = _common._positive_definite(H)
-    assert np.array_equal(P, P.T)
-    np.linalg.cholesky(P)  # raises if not positive definite
-    np.testing.assert_allclose(P[:2, :2], H[:2, :2], rtol=1e-12)
+def test_fit_linear_encoders_starts_and_stages_as_documented():
+    """Random starts have entries N(0, init_scale^2 / n_in), G_u's then G_v's drawn at once
+    from rng; stages of at least N rows are no stage (the last fit is on all rows anyway)."""
+    rng = np.random.default_rng(24)
+    xu, xv = rng.normal(size=(30, 4)), rng.normal(size=(30, 9))
+    seen = []
+
+    def objective(za, zb):
+        seen.append((za.shape[0], za, zb))
+        return 0.5 * (np.sum(za**2) + np.sum(zb**2)), za, zb
+
+    _common.fit_linear_encoders(objective, xu, xv, 2, starts=1, rng=np.random.default_rng(5), init_scale=3.0)
+    z = np.random.default_rng(5).standard_normal(2 * (4 + 9))
+    G_u, G_v = (3.0 * z[:8] / 2.0).reshape(2, 4), (3.0 * z[8:] / 3.0).reshape(2, 9)
+    np.testing.assert_allclose(seen[0][1], xu @ G_u.T, rtol=1e-13, atol=1e-14)
+    np.testing.assert_allclose(seen[0][2], xv @ G_v.T, rtol=1e-13, atol=1e-14)
+    evals = len(seen)
+    seen.clear()
+    _common.fit_linear_encoders(objective, xu, xv, 2, starts=1, rng=np.random.default_rng(5), init_scale=3.0,
+                                stages=(30, 45))
+    assert len(seen) == evals and {n for n, _, _ in seen} == {30}
 
 
 # --------------------------------------------------------------------------

@@ -1,4 +1,5 @@
 """numerics.optimize: the factor minimiser finds Proposition G1's optimum without the SVD."""
+import re
 import warnings
 
 import numpy as np
@@ -189,6 +190,11 @@ def _quadratic(G_u, G_v):
     (dict(init=(np.zeros((1, 2)), np.full((1, 3), np.nan))), r"init\[1\]"),
     (dict(init=(np.zeros((1, 2)), np.zeros((1, 3))), n_extra=1), "init"),
     (dict(init=(np.zeros((1, 2)), np.zeros((1, 3)), np.zeros(2)), n_extra=1), r"init\[2\]"),
+    (dict(method="Newton-CG"), "method"), (dict(method="L-BFGS-B", hess_inv=np.eye(5)), "hess_inv"),
+    (dict(stages=(3,)), "stages"), (dict(stages="ab"), "stages"), (dict(stages=_quadratic), "stages"),
+    (dict(init_scale=(1.0,)), "init_scale"), (dict(init_scale=(1.0, -1.0)), "init_scale"),
+    (dict(init_scale=(1.0, 2.0, 3.0)), "init_scale"), (dict(n_e=0, wide=True), "n_e"),
+    (dict(n_e=4, wide=True, rebalance=True), "rebalance"),
 ])
 def test_minimize_factors_names_a_bad_argument(kwargs, name):
     args = dict(objective=_quadratic, n_u=2, n_v=3, n_e=1)
@@ -414,3 +420,178 @@ def test_minimize_factors_defaults():
     np.testing.assert_array_equal(seen[0], first)                  # rng=None is default_rng(0)
     with pytest.warns(RuntimeWarning, match="did not converge"):
         minimize_factors(_quadratic, 2, 3, 1, starts=1, maxiter=1, restarts=0)
+
+
+# ---------------------------------------------------------------- L-BFGS-B, stages, wide encoders
+
+def test_positive_definite_repairs_a_barely_indefinite_estimate():
+    from numerics.optimize import _positive_definite
+    H = np.diag([2.0, 1.0, -1e-14])
+    P = _positive_definite(H)
+    assert np.array_equal(P, P.T)
+    np.linalg.cholesky(P)  # raises if not positive definite
+    np.testing.assert_allclose(P[:2, :2], H[:2, :2], rtol=1e-12)
+    assert np.linalg.eigvalsh(P)[0] == pytest.approx(2e-8, rel=1e-6)  # floor (1e-8) times the largest
+
+
+def test_l_bfgs_b_reaches_the_minimum_and_returns_no_inverse_hessian():
+    init = (np.zeros((1, 2)), np.zeros((1, 3)))
+    fit = minimize_factors(_scaled_quadratic, 2, 3, 1, starts=2, init=init, method="L-BFGS-B",
+                           rng=np.random.default_rng(0))
+    assert fit.converged and fit.hess_inv is None
+    # the quadratic's minimum is x = 1; curvatures 2..2000 and gtol 1e-10 put x within 1e-10
+    np.testing.assert_allclose(fit.x, 1.0, atol=1e-10)
+    assert all(m.startswith("CONVERGENCE") for m in fit.messages)  # L-BFGS-B's messages
+    with pytest.warns(RuntimeWarning, match="did not converge"):
+        stalled = minimize_factors(_scaled_quadratic, 2, 3, 1, starts=1, init=init, method="L-BFGS-B",
+                                   maxiter=1, restarts=0)
+    assert not stalled.converged and "ITERATIONS" in stalled.messages[0]
+
+
+def test_is_converged_reads_the_l_bfgs_b_stops():
+    """L-BFGS-B's relative-reduction stop (success) and abnormal line search are its stops
+    on rounding: converged at the floor sqrt(2 eps max(1, |f|)) ~ 2.1e-8, not above."""
+    rel, abnormal = "CONVERGENCE: RELATIVE REDUCTION OF F <= FACTR*EPSMCH", "ABNORMAL: "
+    assert is_converged(True, rel, 1e-9, 1.0, 1e-11) and not is_converged(True, rel, 1e-3, 1.0, 1e-11)
+    assert is_converged(False, abnormal, 1e-9, 1.0, 1e-11) and not is_converged(False, abnormal, 1e-6, 1.0, 1e-11)
+    assert not is_converged(False, "STOP: TOTAL NO. OF ITERATIONS REACHED LIMIT", 1e-12, 1.0, 1e-11)
+    assert is_converged(True, "CONVERGENCE: NORM OF PROJECTED GRADIENT <= PGTOL", 1e-11, 1.0, 1e-11)
+
+
+def test_a_pair_of_scales_draws_each_encoder_at_its_own_scale():
+    seen = []
+
+    def recording(G_u, G_v):
+        seen.append(np.concatenate([G_u.ravel(), G_v.ravel()]))
+        return _quadratic(G_u, G_v)
+
+    minimize_factors(recording, 2, 3, 1, starts=1, init_scale=(0.25, 4.0), maxiter=1, restarts=0,
+                     warn=False, rng=np.random.default_rng(3))
+    z = np.random.default_rng(3).standard_normal(5)   # one draw of all the entries, G_u first
+    np.testing.assert_array_equal(seen[0], np.concatenate([0.25 * z[:2], 4.0 * z[2:]]))
+    seen.clear()
+    minimize_factors(recording, 2, 3, 1, starts=1, init_scale=0.25, maxiter=1, restarts=0,
+                     warn=False, rng=np.random.default_rng(3))
+    np.testing.assert_array_equal(seen[0], 0.25 * z)
+
+
+def _shifted_scaled_quadratic(m, tag, calls):
+    """The scaled quadratic with its minimum at x = m; records (tag, x) of every evaluation."""
+    c = np.array([1.0, 10.0, 100.0, 1000.0, 3.0])
+
+    def objective(G_u, G_v):
+        x = np.concatenate([G_u.ravel(), G_v.ravel()])
+        calls.append((tag, x))
+        g = 2 * c * (x - m)
+        return float(np.sum(c * (x - m) ** 2)), (g[:2].reshape(1, 2), g[2:].reshape(1, 3))
+
+    return objective
+
+
+def test_stages_are_minimised_in_turn_each_from_where_the_last_ended():
+    calls = []
+    stages = [_shifted_scaled_quadratic(0.5, "a", calls), _shifted_scaled_quadratic(1.0, "b", calls)]
+    final = _shifted_scaled_quadratic(2.0, "F", calls)
+    fit = minimize_factors(final, 2, 3, 1, starts=2, stages=stages, rng=np.random.default_rng(0))
+    tags = "".join(t for t, _ in calls)
+    assert re.fullmatch("(a+b+F+){2}", tags), tags               # per start: a, then b, then F
+    first = {t: x for t, x in reversed(calls[:tags.index("Fa") + 1])}
+    # each stage starts at the minimum of the one before (gtol 1e-10: within 1e-10 of it)
+    np.testing.assert_allclose(first["b"], 0.5, atol=1e-10)
+    np.testing.assert_allclose(first["F"], 1.0, atol=1e-10)
+    assert fit.converged and np.all(np.abs(fit.x - 2.0) < 1e-10)
+    assert np.all(np.abs(fit.start_values) < 1e-18)           # values are the last objective's
+
+
+def test_stages_carry_the_inverse_hessian_under_bfgs():
+    """Same curvature in every stage: from stage b's minimum with its inverse-Hessian
+    estimate, the last fit takes a few evaluations; from the identity it takes several
+    times more (12 here)."""
+    calls = []
+    stages = [_shifted_scaled_quadratic(0.5, "a", calls), _shifted_scaled_quadratic(1.0, "b", calls)]
+    final = _shifted_scaled_quadratic(2.0, "F", calls)
+    minimize_factors(final, 2, 3, 1, starts=1, stages=stages, rng=np.random.default_rng(0))
+    carried = sum(t == "F" for t, _ in calls)
+    calls.clear()
+    minimize_factors(final, 2, 3, 1, starts=1, init=(np.ones((1, 2)), np.ones((1, 3))))
+    fresh = len(calls)
+    assert carried <= 4 < 8 <= fresh
+    calls.clear()
+    fit = minimize_factors(final, 2, 3, 1, starts=1, stages=stages, method="L-BFGS-B",
+                           rng=np.random.default_rng(0))
+    assert fit.converged and [t for t, _ in calls][-1] == "F"   # no inverse Hessian to carry
+
+
+def test_start_factors_are_the_final_encoders_of_every_start():
+    def bumpy(G_u, G_v):   # two minima in one coordinate (as above)
+        x = G_u[0, 0]
+        return (x * x - 1) ** 2 + 0.25 * (1 - x) + float(np.sum(G_v**2)), \
+            (np.array([[4 * x * (x * x - 1) - 0.25]]), 2 * G_v)
+
+    fit = minimize_factors(bumpy, 1, 1, 1, starts=6, init_scale=1.5, rng=np.random.default_rng(4))
+    assert len(fit.start_factors) == 6
+    for (G_u, G_v), value in zip(fit.start_factors, fit.start_values):
+        assert bumpy(G_u, G_v)[0] == value
+    k = int(np.argmin(fit.start_values))
+    np.testing.assert_array_equal(fit.start_factors[k][0], fit.G_u)
+
+
+def test_wide_encoders_are_allowed_only_when_asked_for():
+    # n_e = 4 > min(n_u, n_v) = 2: a function of the embeddings, not of A alone
+    def objective(G_u, G_v):
+        return float(np.sum((G_u - 1) ** 2) + np.sum(G_v**2)), (2 * (G_u - 1), 2 * G_v)
+
+    fit = minimize_factors(objective, 2, 3, 4, starts=1, wide=True)
+    assert fit.G_u.shape == (4, 2) and fit.G_v.shape == (4, 3) and fit.converged and np.allclose(fit.G_u, 1.0)
+    with pytest.raises(InvalidInputError, match="^n_e="):
+        minimize_factors(objective, 2, 3, 4)
+
+
+def test_linear_encoder_objective_chain_rule():
+    """L(za, zb) = sum(W_a * za^2) / 2 + sum(W_b * zb) with z = x G^T: the gradient in G
+    against central differences of the lifted value (finite_difference_objective, tested
+    above: error ~ eps^(2/3) times values of order 10, tolerance 1e-7)."""
+    from numerics.optimize import finite_difference_objective, linear_encoder_objective
+    rng = np.random.default_rng(6)
+    xu, xv = rng.standard_normal((7, 3)), rng.standard_normal((5, 2))
+    Wa, Wb = rng.standard_normal((7, 2)), rng.standard_normal((5, 2))
+    obj = linear_encoder_objective(lambda za, zb: (0.5 * np.sum(Wa * za**2) + np.sum(Wb * zb), Wa * za, Wb),
+                                   xu, xv)
+    G_u, G_v = rng.standard_normal((2, 3)), rng.standard_normal((2, 2))
+    value, (dGu, dGv) = obj(G_u, G_v)
+    za = xu @ G_u.T
+    assert value == pytest.approx(0.5 * np.sum(Wa * za**2) + np.sum(Wb * (xv @ G_v.T)), rel=1e-15)
+    _, (fu, fv) = finite_difference_objective(lambda Gu, Gv: obj(Gu, Gv)[0])(G_u, G_v)
+    np.testing.assert_allclose(dGu, fu, rtol=0, atol=1e-7)
+    np.testing.assert_allclose(dGv, fv, rtol=0, atol=1e-7)
+    with pytest.raises(InvalidInputError, match="^objective="):
+        linear_encoder_objective(None, xu, xv)
+    with pytest.raises(InvalidInputError, match="^xv="):
+        linear_encoder_objective(lambda za, zb: None, xu, np.ones(3))
+
+
+# ---------------------------------------------------------------- the verifier's population fits
+
+def test_population_fits_reach_the_closed_form_minimisers():
+    from numerics.optimize import fit_population_clip, fit_population_cond
+    m = random_gaussian_model(np.random.default_rng(7), 3, 2, n_e=1, min_gap=0.2)
+    clip = fit_population_clip(m, np.random.default_rng(0))
+    # Proposition G1, with the closed form of numerics.gaussian (an independent route)
+    assert clip.value == pytest.approx(gaussian.lowrank_minimum(m.cov, 3, 1), abs=1e-10)
+    np.testing.assert_allclose(clip.A, gaussian.lowrank_minimizer(m.cov, 3, 1), atol=1e-6)
+    assert len(clip.start_values) == 4                                   # starts=4
+    cond = fit_population_cond(m, np.random.default_rng(0))
+    assert len(cond.start_values) == 3                                   # starts=3
+    # Theorem 2.8: the same minimiser; finite-difference gradients (eps^(2/3) ~ 4e-11 on a
+    # loss of order 1, over a Hessian of order 1) leave A within ~1e-5
+    np.testing.assert_allclose(cond.A, clip.A, atol=1e-5)
+    assert cond.value == pytest.approx(gaussian.conditional_loss(clip.A, m.cov, 3), abs=1e-9)
+    # the losses are the ones passed: a quadratic with its minimum at A = W (rank 1)
+    W = np.outer([1.0, 2.0, -1.0], [0.5, 1.0])
+    fit = fit_population_clip(m, np.random.default_rng(1), clip_loss=lambda A, C, n: float(np.sum((A - W) ** 2)),
+                              clip_grad=None, starts=2)
+    np.testing.assert_allclose(fit.A, W, atol=1e-6)
+    fit = fit_population_cond(m, np.random.default_rng(1), cond_loss=lambda A, C, n: float(np.sum((A - W) ** 2)))
+    np.testing.assert_allclose(fit.A, W, atol=1e-6)
+    with pytest.raises(InvalidInputError, match="^model="):
+        fit_population_clip(m.cov, np.random.default_rng(0))

@@ -18,8 +18,9 @@ Per model with :math:`K \ne 0`:
   eigenvalue below :math:`-`tolerance (its kernel is the rotations of the latent
   space): a local minimum over all encoders, evidence for the observed step 4(b);
 * ``pair minimum on the diagonal (observed)`` (first ``max_pair_models``): BFGS on the scalar pair problem
-  in :math:`(a, b)` from random starts (through :func:`numerics.variants.l2_kl_terms`)
-  never goes below :math:`\varphi(\sigma_1)`: evidence for step 4(a).
+  in :math:`(a, b)` from random starts (:func:`numerics.variants.fit_two_sided_pair`, through
+  :func:`numerics.variants.l2_kl_terms`) never goes below :math:`\varphi(\sigma_1)`: evidence
+  for step 4(a).
 """
 from __future__ import annotations
 
@@ -27,17 +28,12 @@ import numpy as np
 
 from numerics import l2_two_sided as lt
 from numerics import variants
-from numerics.optimize import finite_difference_hessian, finite_difference_objective, minimize_factors
+from numerics.optimize import finite_difference_hessian
 
 from ..registry import CaseResult, register
 from ..tolerances import closed_form_tolerance, finite_difference_hessian_tolerance
 
 __all__ = ["check_g4_closed_form"]
-
-def _pair_value(a, b, s, kl_terms):
-    cov = np.array([[1.0, s], [s, 1.0]])
-    kv, ku = kl_terms([[a]], [[b]], 1.0, cov, 1)
-    return 0.5 * (kv + ku)
 
 
 def check_g4_closed_form(models, rng, *, minimum=lt.two_sided_minimum,
@@ -93,10 +89,7 @@ def check_g4_closed_form(models, rng, *, minimum=lt.two_sided_minimum,
                                      "smallest_positive": float(ev[ev > 1e-6][0]) if np.any(ev > 1e-6)
                                      else 0.0}))
         if k < max_pair_models:
-            pair = finite_difference_objective(
-                lambda Gu, Gv, s0=s[0]: _pair_value(Gu[0, 0], Gv[0, 0], s0, kl_terms))
-            best = minimize_factors(pair, 1, 1, 1, starts=pair_starts, rng=rng, init_scale=2.0,
-                                    gtol=1e-10, restarts=0, warn=False).value
+            best = variants.fit_two_sided_pair(s[0], rng, starts=pair_starts, kl_terms=kl_terms).value
             cases.append(CaseResult(f"{m.label} pair minimum on the diagonal (observed)",
                                     max(0.0, phi_1 - best),
                                     closed_form_tolerance(2, (1 + s[0]) / (1 - s[0]), scale),

@@ -1,5 +1,7 @@
 r"""Optimisation checks: minimisers found by BFGS over the encoder factors,
-with no SVD formula, held against Theorem 2.8 and Proposition G1 (MATH.md §3, §4.1).
+with no SVD formula (:func:`numerics.optimize.fit_population_clip`,
+:func:`numerics.optimize.fit_population_cond`), held against Theorem 2.8 and
+Proposition G1 (MATH.md §3, §4.1).
 
 Minimisers are compared through the invariant :math:`A = G_u^T G_v` in
 whitened coordinates :math:`B = C_{uu}^{1/2} A C_{vv}^{1/2}`, with a
@@ -7,47 +9,16 @@ tolerance scaled by the eigengap (:func:`~proofs_checks.tolerances.minimiser_tol
 """
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
 from scipy.linalg import subspace_angles
 
 from numerics import gaussian
-from numerics.optimize import minimize_over_factors
+from numerics.optimize import fit_population_clip, fit_population_cond
 
 from ..registry import CaseResult, register
 from ..tolerances import minimiser_tolerance, optimum_value_tolerance
 
-__all__ = ["fit_clip", "fit_cond", "check_g1_optimization",
-           "check_theorem_2_8_optimization"]
-
-
-def _fit(loss, grad, model, rng, starts):
-    with warnings.catch_warnings():
-        # The line search often ends with "precision loss" once the decrease
-        # is below rounding; the value and minimiser are judged by the check.
-        warnings.simplefilter("ignore", RuntimeWarning)
-        return minimize_over_factors(loss, model.n_u, model.n_v, model.n_e,
-                                     grad=grad, starts=starts, rng=rng)
-
-
-def fit_clip(model, rng, *, clip_loss=gaussian.population_clip_loss,
-             clip_grad=gaussian.population_clip_loss_grad, starts=4):
-    """Minimise L_clip over rank-n_e factors (analytic gradient in A)."""
-    return _fit(lambda A: clip_loss(A, model.cov, model.n_u),
-                None if clip_grad is None else (lambda A: clip_grad(A, model.cov, model.n_u)),
-                model, rng, starts)
-
-
-def fit_cond(model, rng, *, cond_loss=gaussian._conditional_loss, starts=3):
-    """Minimise L_cond over rank-n_e factors (finite-difference gradient).
-
-    The default is the unvalidated ``gaussian._conditional_loss``: the model
-    was validated once when it was built, and the finite differences call the
-    loss ``2 n_u n_v`` times per gradient, where re-validating the covariance
-    (a Cholesky and an eigendecomposition) would triple the run time.
-    """
-    return _fit(lambda A: cond_loss(A, model.cov, model.n_u), None, model, rng, starts)
+__all__ = ["check_g1_optimization", "check_theorem_2_8_optimization"]
 
 
 def _unique(model, vtol):
@@ -84,7 +55,7 @@ def check_g1_optimization(models, rng, *, minimizer=gaussian.lowrank_minimizer,
     """
     cases = []
     for m in models:
-        fit = fit_clip(m, rng, clip_loss=clip_loss, clip_grad=clip_grad)
+        fit = fit_population_clip(m, rng, clip_loss=clip_loss, clip_grad=clip_grad)
         target = minimum(m.cov, m.n_u, m.n_e)
         vtol = optimum_value_tolerance(m.cov.shape[0], m.condition_number, abs(target))
         cases.append(CaseResult(f"{m.label} value", abs(fit.value - target), vtol,
@@ -116,8 +87,8 @@ def check_theorem_2_8_optimization(models, rng, *, clip_loss=gaussian.population
     """
     cases = []
     for m in models:
-        f_clip = fit_clip(m, rng, clip_loss=clip_loss, clip_grad=clip_grad, starts=3)
-        f_cond = fit_cond(m, rng, cond_loss=cond_loss)
+        f_clip = fit_population_clip(m, rng, clip_loss=clip_loss, clip_grad=clip_grad, starts=3)
+        f_cond = fit_population_cond(m, rng, cond_loss=cond_loss)
         C_uu, _, C_vv = gaussian.split_covariance(m.cov, m.n_u)
         h = 0.5 * (gaussian.gaussian_entropy(C_uu) + gaussian.gaussian_entropy(C_vv))
         vtol = optimum_value_tolerance(m.cov.shape[0], m.condition_number,

@@ -1,0 +1,212 @@
+r"""Fitting linear encoders to a finite batch under a loss, and the paired fits a
+verdict is made of (MATH.md §2, §4).
+
+Every loss reaches this module through one interface, that of
+:class:`numerics.user_loss.UserLoss` (a user's loss of the logits or of the
+embeddings, NumPy, PyTorch or JAX, with or without its own learned scalars) or
+:class:`numerics.user_loss.ClipControl` (CLIP itself, the control): ``inputs``,
+``size`` (learned scalars), ``theta0``, ``value(a, b, theta)``,
+``value_and_grad(a, b, theta)``, ``has_gradient()`` and ``multiplier(theta)``.
+
+* :func:`batch_objective`: the loss on one batch as a function of the flat
+  parameters ``x = [G_u, G_v, theta]`` (:class:`numerics.encoders.EncoderParams`),
+  with its gradient pulled back through the encoders, or central differences;
+* :func:`fit_batch`: its minimisation by :func:`numerics.optimize.minimize_factors`;
+* :func:`paired_fits`: the control and the variant fitted on the same nested
+  batches, the variant warm-started from the control (:class:`PairedFit` records);
+* :func:`check_depends`: a loss that does not depend on what it is given is refused.
+"""
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+
+from ._validation import fail
+from .encoders import LinearEncoders
+from .infonce import _logits
+from .optimize import FactorFit, finite_difference_grad, minimize_factors
+
+__all__ = ["FIT_GTOL", "DEPENDENCE_PROBES", "START_PERTURBATION", "PairedFit", "ChainState",
+           "loss_inputs", "batch_objective", "fit_batch", "check_depends", "paired_fits"]
+
+#: Stopping tolerance of a batch fit: the optimisation error near
+#: :math:`10^{-6}/\mu` for curvature :math:`\mu` is orders of magnitude below
+#: the statistical resolution :math:`\sim N^{-1/2}` the verifier works at.
+FIT_GTOL = 1e-6
+#: Random encoder perturbations used to test that a loss depends on its inputs.
+DEPENDENCE_PROBES = 4
+#: Relative size of the random perturbation of the variant's first start:
+#: large enough that a loss whose gradient vanishes at the control's fit
+#: cannot pass by not moving, small enough to stay in the basin of a variant
+#: that shares CLIP's minimisers.
+START_PERTURBATION = 0.3
+
+
+@dataclass
+class PairedFit:
+    """The control's and the variant's fits on one batch of size ``N``.
+
+    ``x_c`` and ``x_u`` are flat parameter vectors (the learned scalars of each loss
+    appended); ``converged`` is the variant's (:func:`numerics.optimize.is_converged`),
+    ``moved`` how far its fit went from its start, ``iterations`` its BFGS iterations.
+    """
+
+    N: int
+    x_c: np.ndarray
+    x_u: np.ndarray
+    converged: bool
+    moved: float
+    iterations: int
+
+
+@dataclass
+class ChainState:
+    """Where a chain of paired fits stands: the last fits and their inverse Hessians."""
+
+    x_c: np.ndarray
+    H_c: np.ndarray | None = None
+    x_u: np.ndarray | None = None
+    H_u: np.ndarray | None = None
+
+
+def loss_inputs(family: LinearEncoders, x, U, V, inputs: str):
+    """``(a, b, Za, Zb)``: the loss's inputs at parameters ``x`` (the logit matrix and
+    None, or the two embeddings) and the raw encoder outputs."""
+    za, zb, Za, Zb = family.embed(x, U, V)
+    if inputs == "logits":
+        return _logits(Za, Zb, 1.0, family.similarity), None, Za, Zb
+    return za, zb, Za, Zb
+
+
+def batch_objective(family: LinearEncoders, U, V, loss):
+    """``fun(x) -> (value, gradient)`` of ``loss`` on the batch in the flat parameters
+    ``x = [G_u, G_v, theta]``: the loss's gradient pulled back through the encoders, or,
+    for a loss without one, central differences in every parameter (step
+    :math:`\\epsilon^{1/3}\\max(1, |x_i|)`, :func:`numerics.optimize.finite_difference_grad`:
+    accurate to about :math:`\\epsilon^{2/3}`, far below :data:`FIT_GTOL`)."""
+    def value(x):
+        a, b, _, _ = loss_inputs(family, x, U, V, loss.inputs)
+        return loss.value(a, b, family.unpack(x).theta)
+
+    def fun(x):
+        x = np.asarray(x, dtype=np.float64)
+        if not loss.has_gradient():
+            return value(x), finite_difference_grad(value, x)
+        a, b, Za, Zb = loss_inputs(family, x, U, V, loss.inputs)
+        val, da, db, dtheta = loss.value_and_grad(a, b, family.unpack(x).theta)
+        if loss.inputs == "logits":
+            dx = family.pullback(da, Za, Zb, U, V)
+        else:
+            dx = family.embeddings_pullback(da, db, Za, Zb, U, V)
+        return val, np.concatenate([dx, dtheta])
+
+    return fun
+
+
+def fit_batch(family: LinearEncoders, U, V, x0, loss, *, hess_inv=None, maxiter: int = 400,
+              gtol: float = FIT_GTOL) -> FactorFit:
+    r"""Minimise ``loss`` on the batch over the encoders and the loss's learned scalars
+    jointly, from the flat ``x0 = [G_u, G_v, theta]``, by
+    :func:`numerics.optimize.minimize_factors` (one start, no warning: the caller reads
+    :attr:`FactorFit.converged`).  ``hess_inv`` seeds the quasi-Newton metric (for
+    example the control's fit on the same batch)."""
+    fun = batch_objective(family, U, V, loss)
+
+    def objective(G_u, G_v, theta=np.zeros(0)):
+        val, g = fun(family.pack(G_u, G_v, theta))
+        d = family.unpack(g)
+        return val, ((d.G_u, d.G_v, d.theta) if loss.size else (d.G_u, d.G_v))
+
+    m = family.model
+    p0 = family.unpack(x0)
+    init = (p0.G_u, p0.G_v, p0.theta) if loss.size else (p0.G_u, p0.G_v)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return minimize_factors(objective, m.n_u, m.n_v, m.n_e, starts=1, init=init, gtol=gtol,
+                                maxiter=maxiter, restarts=0, hess_inv=hess_inv, warn=False,
+                                n_extra=loss.size)
+
+
+def check_depends(family: LinearEncoders, U, V, x, loss, rng: np.random.Generator):
+    r"""Refuse a loss whose value does not change with its inputs.
+
+    The loss (its scalars at their initial values) is evaluated at encoders ``x`` and
+    at :data:`DEPENDENCE_PROBES` random perturbations of relative size 1/2; if every
+    value agrees with the first to within :math:`64\,\epsilon\max(1, |L|)` (rounding),
+    the loss carries no information about the encoders and no claim about its
+    minimisers can be tested.
+    """
+    def value_at(y):
+        a, b, _, _ = loss_inputs(family, y, U, V, loss.inputs)
+        return loss.value(a, b, loss.theta0)
+
+    x = family.encoders(x)
+    v0 = value_at(x)
+    scale = 0.5 * max(1.0, float(np.max(np.abs(x))))
+    for _ in range(DEPENDENCE_PROBES):
+        if abs(value_at(x + scale * rng.standard_normal(x.shape)) - v0) > \
+                64 * np.finfo(np.float64).eps * max(1.0, abs(v0)):
+            return
+    what = "the logit matrix F" if loss.inputs == "logits" else "its embeddings"
+    raise fail("loss", v0, f"a loss that depends on {what} (it returned the same value "
+                           f"{v0!r} for {DEPENDENCE_PROBES + 1} different encoders)")
+
+
+def _variant_start(family: LinearEncoders, x_c, loss, control, rng, perturbation):
+    """The variant's first start: the control's encoders moved by a random perturbation
+    of relative size ``perturbation``, at the control's effective scale, with the
+    variant's initial scalars."""
+    p_c = family.unpack(x_c)
+    G = p_c.encoders
+    G0 = G + perturbation * np.linalg.norm(G) / math.sqrt(G.size) * rng.standard_normal(G.shape)
+    m_c = control.multiplier(p_c.theta)
+    if family.similarity != "cosine":
+        # Start at the control's effective similarity: the variant's own logit
+        # multiplier (a fixed or initial logit scale) is divided out of the encoders.
+        ratio = abs(loss.multiplier(loss.theta0)) / abs(m_c)
+        if math.isfinite(ratio) and ratio > 0:
+            G0 = G0 / math.sqrt(ratio)
+        theta0 = loss.theta0
+    else:  # the encoders' norm is invisible: match the scale through the loss's own scalars
+        theta0 = loss.matched_start(m_c)
+    return np.concatenate([G0, theta0])
+
+
+def paired_fits(family: LinearEncoders, U, V, sizes, x_start, loss, control, *,
+                rng: np.random.Generator, state: ChainState | None = None, probe: bool = False,
+                perturbation: float = START_PERTURBATION):
+    r"""Fit the control and the variant on the nested batches ``U[:N], V[:N]``.
+
+    At each size the control is fitted first, from its previous fit (``x_start`` at
+    the first size) with its previous inverse Hessian; the variant then starts from
+    its own previous fit, and at the first size from the control's fit moved by a
+    random perturbation of relative size ``perturbation`` (never at the control's fit
+    itself: a loss whose gradient vanishes there, flat or stationary at CLIP's point
+    by accident, must not pass by standing still), with its own initial scalars.
+    With ``probe``, the variant is first checked to depend on its inputs
+    (:func:`check_depends`).
+
+    Returns ``(records, state)``: one :class:`PairedFit` per size and the
+    :class:`ChainState` to continue with.
+    """
+    state = ChainState(x_start) if state is None else state
+    x_c, H_c, x_u, H_u = state.x_c, state.H_c, state.x_u, state.H_u
+    out = []
+    for N in sizes:
+        Ub, Vb = U[:N], V[:N]
+        fit_c = fit_batch(family, Ub, Vb, x_c, control, hess_inv=H_c)
+        x_c, H_c = fit_c.x, fit_c.hess_inv
+        if x_u is None:
+            if probe:
+                check_depends(family, Ub, Vb, x_c, loss, rng)
+            x0 = _variant_start(family, x_c, loss, control, rng, perturbation)
+            H0 = H_c if not (loss.size or control.size) else None
+        else:
+            x0, H0 = x_u, H_u
+        fit_u = fit_batch(family, Ub, Vb, x0, loss, hess_inv=H0)
+        x_u, H_u = fit_u.x, fit_u.hess_inv
+        out.append(PairedFit(N, x_c, x_u, fit_u.converged, float(np.linalg.norm(x_u - x0)), fit_u.n_iter))
+    return out, ChainState(x_c, H_c, x_u, H_u)

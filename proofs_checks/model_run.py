@@ -1,0 +1,163 @@
+r"""What the verifier knows about one Gaussian model while its rounds run: the
+control's target, the paired fits of every replicate, and the estimate and verdict
+made from their statistics (:mod:`proofs_checks.verdict`).
+
+The fits are :class:`numerics.batch_fit.PairedFit` records of
+:func:`numerics.batch_fit.paired_fits`, run as independent :class:`ChainTask` s
+(serially or on a Dask cluster, :mod:`proofs_checks.parallel`); the statistics are
+:mod:`proofs_checks.claims`' (computed by :mod:`numerics.fit_statistics`).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.linalg import subspace_angles
+
+from numerics import gaussian
+from numerics.batch_fit import ChainState, batch_objective, paired_fits
+from numerics.encoders import LinearEncoders, nested_sample, population_minimizer
+from numerics.fit_statistics import Probes, effective_parameters
+from numerics.flat import FlatDirections, flat_directions, project_out
+from numerics.models import GaussianModel
+
+from .claims import DEFAULT_SUBSPACE_MARGIN, cosine_statistic, cosine_target, statistic, subspace_margin, target
+from .verdict import DEFAULT_RELATIVE_MARGIN, decide, estimate_delta
+from .verify_result import ModelVerdict
+
+__all__ = ["ChainTask", "run_chain", "ModelRun"]
+
+
+@dataclass
+class ChainTask:
+    """Fit the control and the variant at ``sizes`` on replicate ``r`` of model ``k``."""
+
+    model: GaussianModel
+    similarity: str
+    seed: int
+    k: int
+    r: int
+    sizes: list
+    x_start: np.ndarray
+    loss: object          # numerics.user_loss.UserLoss
+    control: object       # numerics.user_loss.ClipControl
+    state: ChainState | None = None
+    probe: bool = False   # test that the loss depends on its inputs (first task of a model)
+
+
+def run_chain(task: ChainTask):
+    """``(records, state)`` of :func:`numerics.batch_fit.paired_fits` for one task."""
+    fam = LinearEncoders(task.model, task.similarity)
+    U, V = nested_sample(task.model, (task.seed, task.k, task.r), task.sizes[-1])
+    return paired_fits(fam, U, V, task.sizes, task.x_start, task.loss, task.control,
+                       rng=np.random.default_rng([task.seed, task.k, task.r, 7]),
+                       state=task.state, probe=task.probe)
+
+
+class ModelRun:
+    """Everything the verifier knows about one model while its rounds run."""
+
+    def __init__(self, k, model, similarity, claim, direction, margin, seed, rng, user, control):
+        self.k, self.model = k, model
+        self.fam = LinearEncoders(model, similarity)
+        self.claim, self.direction = claim, direction
+        self.user, self.control = user, control
+        x_star = population_minimizer(self.fam, rng)
+        self.x_start = self.fam.pack(*self.fam.split(x_star), control.theta0)
+        self.probes = Probes(model, np.random.default_rng([seed, k, 15485863])) \
+            if similarity == "cosine" else None
+        self.flat = FlatDirections()
+        # Under cosine there is no closed form for CLIP's minimiser: same-minimizers compares
+        # with the control's fits (target estimated from them), matches-* with the true
+        # conditionals directly (the "control statistic" is the target itself).
+        self.pair_with_target = similarity == "cosine" and claim.startswith("matches")
+        if similarity == "cosine" and claim == "same-minimizers-as-clip":
+            self.T_c = self.T = None
+        elif self.pair_with_target:
+            self.T_c = self.T = cosine_target(self.fam, claim, direction, self.probes)
+        else:
+            self.T_c = self._stat(x_star, 1.0)
+            self.T = target(self.fam, claim, direction, self.T_c)
+        self.gap = None if self.T is None else self.T_c - self.T
+        self.target_norm = math.nan if self.T is None else float(np.linalg.norm(self.T))
+        self.margin_arg = margin
+        if claim == "same-subspace-as-clip":
+            self.margin = subspace_margin(DEFAULT_SUBSPACE_MARGIN if margin is None else margin)
+        else:
+            self.margin = margin if margin is not None else DEFAULT_RELATIVE_MARGIN * self.target_norm
+        self.Uk = gaussian.canonical_directions(model.cov, model.n_u)[0][:, : model.n_e]
+        self.sizes = []
+        self.chains = {}    # replicate -> {N: PairedFit}
+        self.states = {}    # replicate -> ChainState
+        self.verdict = None
+        self.looks = 0      # tests made so far (verdict.look_level spends the error over them)
+
+    def _stat(self, x, multiplier):
+        """The claim's statistic of a fit ``x`` whose loss multiplies the similarity by ``multiplier``."""
+        if self.probes is not None:
+            return cosine_statistic(self.fam, x, multiplier, self.claim, self.direction, self.probes)
+        return statistic(self.fam, effective_parameters(self.fam, x, multiplier), self.claim, self.direction)
+
+    def stat_u(self, x):
+        return self._stat(x, self.user.multiplier(self.fam.unpack(x).theta))
+
+    def stat_c(self, x):
+        if self.pair_with_target:
+            return self.T
+        return self._stat(x, self.control.multiplier(self.fam.unpack(x).theta))
+
+    def task(self, similarity, seed, r, sizes, probe) -> ChainTask:
+        return ChainTask(self.model, similarity, seed, self.k, r, sizes, self.x_start, self.user,
+                         self.control, self.states.get(r), probe)
+
+    def find_flat(self, seed):
+        """Flat directions of the variant's loss at its first fit of replicate 0."""
+        if 0 not in self.chains:
+            return
+        N = min(self.chains[0])
+        U, V = nested_sample(self.model, (seed, self.k, 0), N)
+        fun = batch_objective(self.fam, U, V, self.user)
+        self.flat = flat_directions(fun, self.chains[0][N].x_u, self.stat_u, self.fam, self.user.learned)
+
+    def add(self, r, records, state):
+        self.chains.setdefault(r, {}).update({rec.N: rec for rec in records})
+        self.states[r] = state
+
+    def result(self, look=1) -> ModelVerdict:
+        every = sorted(self.chains)
+        sizes = sorted(set.intersection(*(set(self.chains[r]) for r in every)))
+        # A fit that found no stationary point is not a sample of the minimiser:
+        # its replicate is set aside, and too many of them make the model undecidable.
+        reps = [r for r in every if all(self.chains[r][N].converged for N in sizes)]
+        set_aside = len(every) - len(reps)
+        usable = len(reps) >= max(2, (len(every) + 1) // 2)
+        if not usable:
+            reps = every
+        SU = np.array([[self.stat_u(self.chains[r][N].x_u) for N in sizes] for r in reps])
+        SC = np.array([[self.stat_c(self.chains[r][N].x_c) for N in sizes] for r in reps])
+        T, T_c, gap = self.T, self.T_c, self.gap
+        if T is None:  # estimated: the control's mean statistic at the largest batch
+            T = T_c = SC[:, -1].mean(axis=0)
+            gap = np.zeros_like(T)
+            self.target_norm = float(np.linalg.norm(T))
+            if self.margin_arg is None:
+                self.margin = DEFAULT_RELATIVE_MARGIN * self.target_norm
+        D = project_out(SU - SC, self.flat.tangents)
+        gap = project_out(gap, self.flat.tangents)
+        eu, ec, au, ac = [], [], [], []
+        for i, r in enumerate(reps):
+            recs = [self.chains[r][N] for N in sizes]
+            eu.append([float(np.linalg.norm(a - T)) for a in SU[i]])
+            ec.append([float(np.linalg.norm(b - T_c)) for b in SC[i]])
+            au.append([float(np.max(subspace_angles(self.fam.u_subspace(rec.x_u), self.Uk))) for rec in recs])
+            ac.append([float(np.max(subspace_angles(self.fam.u_subspace(rec.x_c), self.Uk))) for rec in recs])
+        est = estimate_delta(sizes, D, gap, SU, look=look)
+        verdict, drifting, n_next = decide(est, self.margin)
+        if not usable:
+            verdict, n_next = "inconclusive", None
+        m = self.model
+        return ModelVerdict(m.label, m.n_u, m.n_v, m.n_e, m.sigma.tolist(), sizes, D,
+                            np.array(eu).T, np.array(ec).T, np.array(au).T, np.array(ac).T,
+                            self.target_norm, self.margin, float(np.linalg.norm(gap)), est,
+                            verdict, drifting, n_next, set_aside, self.flat, usable)

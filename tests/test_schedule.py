@@ -1,0 +1,78 @@
+"""Unit tests of proofs_checks/schedule.py: how an undecided model gets more data
+(replicates doubled, then the largest batch doubled, then nothing) and the nominal cost
+of a round, computed by hand."""
+import pytest
+
+from proofs_checks import schedule
+from proofs_checks.schedule import MAX_REPLICATES, MAX_SIZE, next_data, round_cost
+
+
+def test_constants_are_consistent():
+    assert schedule.DEFAULT_REPLICATES < MAX_REPLICATES
+    for sizes in schedule.DEFAULT_SIZES.values():
+        assert list(sizes) == sorted(set(sizes)) and len(sizes) >= 2 and sizes[-1] < MAX_SIZE
+    assert schedule.AUTOGRAD_RATE < schedule.NOMINAL_RATE  # autograd calls cost more per unit
+
+
+def test_replicates_double_first():
+    assert next_data(8, 256) == (list(range(8, 16)), [])
+    assert next_data(16, 256) == (list(range(16, 32)), [])
+    assert next_data(2, 64) == ([2, 3], [])
+    # capped at MAX_REPLICATES: from 20, only 20..31 are new
+    assert next_data(20, 256) == (list(range(20, 32)), [])
+    assert next_data(31, 256) == ([31], [])
+
+
+def test_then_the_largest_batch_doubles_for_every_replicate():
+    assert next_data(32, 256) == (list(range(32)), [512])
+    assert next_data(32, 2048) == (list(range(32)), [4096])
+    assert next_data(40, 1000) == (list(range(40)), [2000])  # more than the cap: all of them
+
+
+def test_then_the_schedule_is_exhausted():
+    assert next_data(32, 4096) is None
+    assert next_data(32, 2049) is None  # 4098 > MAX_SIZE
+    assert next_data(64, 3000) is None
+
+
+def test_a_whole_schedule_from_the_defaults():
+    """Replay the verifier's loop: 8 -> 16 -> 32 replicates, then N 256 -> ... -> 4096."""
+    R, largest, steps = schedule.DEFAULT_REPLICATES, schedule.DEFAULT_SIZES["dot"][-1], []
+    while (more := next_data(R, largest)) is not None:
+        reps, new = more
+        if new:
+            assert reps == list(range(R))
+            largest = new[0]
+        else:
+            assert reps[0] == R
+            R = reps[-1] + 1
+        steps.append((R, largest))
+        assert len(steps) < 20
+    assert steps == [(16, 256), (32, 256), (32, 512), (32, 1024), (32, 2048), (32, 4096)]
+
+
+def test_round_cost_new_replicates_at_every_size_so_far():
+    # 8 new replicates at 64, 128, 256 (a duplicate size counts once), control + variant
+    # with a gradient: 8 * (64^2 + 128^2 + 256^2) * 2 / 1.2e6 = 8 * 86016 * 2 / 1.2e6
+    cost = round_cost([64, 128, 256, 128], list(range(8, 16)), [], n_params=6,
+                      finite_differences=False, autograd=False)
+    assert cost == pytest.approx(8 * 86016 * 2 / 1.2e6, rel=1e-14)
+    assert schedule.NOMINAL_RATE == 1.2e6
+
+
+def test_round_cost_a_new_size_for_every_replicate():
+    # 32 replicates at N = 512 only
+    cost = round_cost([64, 128, 256], list(range(32)), [512], n_params=6, finite_differences=False,
+                      autograd=False)
+    assert cost == pytest.approx(32 * 512**2 * 2 / 1.2e6, rel=1e-14)
+
+
+def test_round_cost_finite_differences_and_autograd():
+    # without a gradient the variant costs 2 n_params evaluations per step (central
+    # differences): per fit 1 + 2 * 6 = 13 units instead of 2
+    fd = round_cost([64, 128], [0, 1], [], n_params=6, finite_differences=True, autograd=False)
+    assert fd == pytest.approx(2 * (64**2 + 128**2) * 13 / 1.2e6, rel=1e-14)
+    ag = round_cost([64, 128], [0, 1], [], n_params=6, finite_differences=False, autograd=True)
+    assert ag == pytest.approx(2 * (64**2 + 128**2) * 2 / 4.0e5, rel=1e-14)
+    assert schedule.AUTOGRAD_RATE == 4.0e5
+    assert round_cost([64], [], [], n_params=6, finite_differences=True, autograd=True) == 0.0
