@@ -129,3 +129,13 @@ def logits(za, zb, tau, sim):
     x = za / np.linalg.norm(za, axis=1, keepdims=True)
     y = zb / np.linalg.norm(zb, axis=1, keepdims=True)
     return x @ y.T / tau
+
+
+def central_difference(phi, x, h):
+    """Central differences of a scalar function, one coordinate at a time (step ``h``)."""
+    g = np.empty_like(x)
+    for i in range(x.size):
+        e = np.zeros_like(x)
+        e[i] = h
+        g[i] = (phi(x + e) - phi(x - e)) / (2 * h)
+    return g

@@ -13,6 +13,7 @@ from numerics.batch_fit import (FIT_GTOL, ChainState, PairedFit, batch_objective
 from numerics.encoders import LinearEncoders, population_minimizer
 from numerics.models import random_gaussian_model
 from numerics.user_loss import ClipControl, UserLoss
+from tests._reference import central_difference
 
 
 def _model(seed, n_u=3, n_v=2, n_e=2):
@@ -61,12 +62,7 @@ def _hand_logits(fam, x, U, V):
 
 
 def _central_difference(phi, x, h=1e-5):
-    g = np.empty_like(x)
-    for i in range(x.size):
-        e = np.zeros_like(x)
-        e[i] = h
-        g[i] = (phi(x + e) - phi(x - e)) / (2 * h)
-    return g
+    return central_difference(phi, x, h)
 
 
 # --------------------------------------------------------------------------

@@ -12,6 +12,7 @@ from numerics.encoders import (SAMPLE_BLOCK, EncoderParams, LinearEncoders, nest
 from numerics.l2_two_sided import two_sided_canonical_encoders, two_sided_minimum
 from numerics.models import random_gaussian_model, random_orthogonal
 from tests import _reference as ref
+from tests._reference import central_difference
 
 SIMILARITIES = ("dot", "l2", "cosine")
 
@@ -123,12 +124,7 @@ def test_logits_match_a_hand_loop(similarity):
 
 
 def _central_difference(phi, x, h=1e-6):
-    g = np.empty_like(x)
-    for i in range(x.size):
-        e = np.zeros_like(x)
-        e[i] = h
-        g[i] = (phi(x + e) - phi(x - e)) / (2 * h)
-    return g
+    return central_difference(phi, x, h)
 
 
 @pytest.mark.parametrize("similarity", SIMILARITIES)

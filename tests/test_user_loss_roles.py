@@ -696,3 +696,56 @@ def test_jax_embeddings_are_evaluated_with_the_learned_scalars():
     np.testing.assert_allclose(db, 0.5 * za, rtol=1e-15)
     np.testing.assert_allclose(dth, [float(np.sum(za * zb))], rtol=1e-14)
     assert u.value(za, zb, np.array([0.5])) == val
+
+
+def test_a_fresh_user_loss_pickles_too():
+    """No compiled function yet (never evaluated under JAX): pickling works all the same."""
+    import pickle
+
+    u = UserLoss(_sigmoid_scaled, params={"s": 2.0, "t": 0.5}, backend="numpy")
+    assert not hasattr(u, "_jitted")
+    v = pickle.loads(pickle.dumps(u))
+    assert v.params == u.params and not hasattr(v, "_jitted")
+
+
+def test_autograd_backends_refuse_a_gradient_and_are_imported_at_construction(monkeypatch):
+    pytest.importorskip("torch", reason=SKIP_TORCH)
+    with pytest.raises(InvalidInputError, match=r"^grad=.*expected None with backend='torch' \(autograd gives "
+                                                r"the gradient\)$"):
+        UserLoss(lambda F: F.sum(), backend="torch", grad=lambda F: F)
+    import importlib
+
+    def missing(name, *a, **k):
+        raise ModuleNotFoundError(f"No module named {name!r}")
+
+    monkeypatch.setattr(importlib, "import_module", missing)
+    for backend in ("torch", "jax"):  # refused when the loss is made, not at its first evaluation
+        with pytest.raises(InvalidInputError, match=rf"^backend='{backend}' needs {backend}, which is not installed"):
+            UserLoss(lambda F: F.sum(), backend=backend)
+
+
+def test_a_torch_module_is_copied_not_converted_in_place():
+    pytest.importorskip("torch", reason=SKIP_TORCH)
+    module = _torch_loss_module(torch, True)
+    u = UserLoss(module, params={"s": 2.0}, backend="torch")
+    assert module.t.dtype == torch.float32 and module.w.dtype == torch.float32  # the user's module untouched
+    assert u.loss is not module and u.loss.t.dtype == torch.float64
+
+
+def test_scalar_values_read_each_module_scalar_at_its_offset():
+    pytest.importorskip("torch", reason=SKIP_TORCH)
+
+    class Loss(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.w = torch.nn.Parameter(torch.tensor([0.5, -0.5]))
+            self.t = torch.nn.Parameter(torch.tensor(0.75))
+            self.z = torch.nn.Parameter(torch.tensor([1.0, 2.0, 3.0]))
+
+        def forward(self, F):
+            return (F * self.t).sum() + (self.w ** 2).sum() + (self.z ** 2).sum()
+
+    u = UserLoss(Loss(), backend="torch")
+    assert u.learned == ["module.w", "module.t", "module.z"]
+    theta = np.array([1.0, 2.0, 0.25, 5.0, 6.0, 7.0])  # w (0, 1), t (2), z (3, 4, 5)
+    assert u.scalar_values(theta) == {"module.t": 0.25}
