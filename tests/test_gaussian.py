@@ -9,7 +9,7 @@ from proofs_checks.strategies import joint_covariances
 
 from . import _reference as ref
 
-# The acceptance bound: closed forms agree with an independent
+# The acceptance bound: closed forms agree with an independent
 # implementation to 1e-8 relative on models of sizes 1-6.  Both sides lose at
 # most log10(kappa) ~ 3 digits to the conditioning (kappa <= 1e3 here), so a
 # correct pair agrees to ~1e-12; a wrong formula misses by O(1).

@@ -108,7 +108,7 @@ NOT_PD = GOOD.copy()
 NOT_PD[0, 0] = -1.0
 WITH_NAN = GOOD.copy()
 WITH_NAN[1, 1] = np.nan
-# The issue's matrix: rows 1 and 3 are the same floats, so it is exactly singular.  Cholesky
+# A regression matrix: rows 1 and 3 are the same floats, so it is exactly singular.  Cholesky
 # passes, and eigvalsh's smallest eigenvalue is -2.4e-17 with OpenBLAS's Haswell kernels,
 # +2.2e-18 with SkylakeX; both are far below the rule's 100 * 3 * eps * 1 = 6.7e-14.
 SINGULAR = np.array([[0.03, 0.03, 0.03], [0.03, 1.0, 0.03], [0.03, 0.03, 0.03]])
@@ -298,7 +298,7 @@ def test_exact_fixtures_have_their_documented_spectra():
         np.testing.assert_array_equal(H4.T @ C @ H4, np.diag(w))   # exact: entries are dyadic
         np.testing.assert_allclose(np.linalg.eigvalsh(C), w, rtol=0, atol=4 * n * eps * 3)
     assert 300 < 2.0**-40 / (n * eps * 3) < 400                    # ILL_CONDITIONED: 341 n eps w_max
-    # the issue's matrix: exactly singular (equal rows), Cholesky succeeds, and eigvalsh's
+    # the regression matrix: exactly singular (equal rows), Cholesky succeeds, and eigvalsh's
     # smallest eigenvalue, of either sign, is far below the threshold (measured: 280 times
     # below with OpenBLAS's Haswell kernels, 3000 times with SkylakeX; asserted: 10 times)
     assert SINGULAR[0].tolist() == SINGULAR[2].tolist()
@@ -308,8 +308,8 @@ def test_exact_fixtures_have_their_documented_spectra():
 
 
 def test_joint_covariance_names_a_singular_C_vv_before_judging_C_uu_overflow():
-    # C_uu near the float64 maximum (the argument the overflow check would blame, as it did
-    # in the issue) and C_vv singular: every argument is validated before any arithmetic, so
+    # C_uu near the float64 maximum (the argument the overflow check would blame, as it once
+    # did) and C_vv singular: every argument is validated before any arithmetic, so
     # the error names C_vv and says why
     big = 1.7e308 * np.array([[1.0, 0.99], [0.99, 1.0]])
     for C_vv in (SINGULAR, np.ldexp(SINGULAR, 1000), INDEFINITE_TINY):
