@@ -327,10 +327,7 @@ def verify_variant(loss: Callable[[np.ndarray], float], *, claim: str, inputs: s
                     used += cost
     verdicts = [run.verdict for run in runs]
     notes += _model_notes(claim, models, verdicts, user)
-    gradient = "finite differences" if not user.has_gradient() else \
-        ("user" if user.backend == "numpy" else f"{user.backend} autograd")
-    interface = {"inputs": inputs, "backend": user.backend, "params": dict(user.params),
-                 "learned": list(user.learned), "roles": dict(user.roles)}
+    gradient, interface = _described(user)
     return VariantVerification(claim, similarity, direction, seed, label, gradient,
                                _margin_text(claim, margin),
                                float(budget), verdicts, time.perf_counter() - t0, rounds, notes, interface,
@@ -356,11 +353,17 @@ def _ill_posed(user, claim, similarity, seed) -> str | None:
             "'same-subspace-as-clip', which does not see the norm")
 
 
-def _inconclusive_without_fits(claim, similarity, direction, seed, label, user, margin, budget, advice):
-    interface = {"inputs": user.inputs, "backend": user.backend, "params": dict(user.params),
-                 "learned": list(user.learned), "roles": dict(user.roles)}
+def _described(user):
+    """The loss's gradient kind and interface (inputs, backend, scalars and their roles), as reported."""
     gradient = "finite differences" if not user.has_gradient() else \
         ("user" if user.backend == "numpy" else f"{user.backend} autograd")
+    interface = {"inputs": user.inputs, "backend": user.backend, "params": dict(user.params),
+                 "learned": list(user.learned), "roles": dict(user.roles)}
+    return gradient, interface
+
+
+def _inconclusive_without_fits(claim, similarity, direction, seed, label, user, margin, budget, advice):
+    gradient, interface = _described(user)
     return VariantVerification(claim, similarity, direction, seed, label, gradient, _margin_text(claim, margin),
                                float(budget), [], 0.0, 0, [], interface, advice=advice)
 
