@@ -32,7 +32,7 @@ import numpy as np
 
 from . import gaussian, variants
 from ._validation import fail
-from .infonce import _logits, _logits_vjp, as_similarity
+from .infonce import _logits, _logits_vjp, _unit_vjp, as_similarity
 from .models import GaussianModel
 from .optimize import balanced_factors, minimize_factors
 
@@ -138,9 +138,7 @@ class LinearEncoders:
         cosine similarity: :math:`\partial_Z = (I - zz^T)\partial_z / |Z|`)."""
         if self.similarity == "cosine":
             na, nb = _norms(Za), _norms(Zb)
-            An, Bn = Za / na, Zb / nb
-            dza = (dza - np.sum(dza * An, axis=1, keepdims=True) * An) / na
-            dzb = (dzb - np.sum(dzb * Bn, axis=1, keepdims=True) * Bn) / nb
+            dza, dzb = _unit_vjp(dza, Za / na, na), _unit_vjp(dzb, Zb / nb, nb)
         return np.concatenate([(dza.T @ U).ravel(), (dzb.T @ V).ravel()])
 
     # ------------------------------------------------------------------

@@ -173,6 +173,12 @@ def paired_logits(za, zb, tau=1.0, similarity="dot"):
         return _finite(_paired(za, zb, tau, similarity), "za", za)
 
 
+def _unit_vjp(g, unit, norms):
+    r"""Gradient in :math:`z` from :math:`g = \partial L/\partial\hat z` through the
+    normalisation :math:`\hat z = z/|z|`: :math:`(I - \hat z\hat z^T)g/|z|`, row by row; no checking."""
+    return (g - unit * np.sum(g * unit, axis=-1, keepdims=True)) / norms
+
+
 def _logits_vjp(dF, za, zb, tau, similarity):
     r"""Vector-Jacobian product of :func:`_logits`: ``(dza, dzb)`` from ``dF``; no checking.
 
@@ -185,10 +191,7 @@ def _logits_vjp(dF, za, zb, tau, similarity):
     if similarity == "cosine":
         ra, rb = row_norms(za)[..., None], row_norms(zb)[..., None]
         a, b = za / ra, zb / rb
-        ga, gb = dF @ b / tau, swap(dF) @ a / tau
-        # derivative of z -> z/|z|: (I - zhat zhat^T)/|z|
-        return ((ga - a * np.sum(ga * a, axis=-1, keepdims=True)) / ra,
-                (gb - b * np.sum(gb * b, axis=-1, keepdims=True)) / rb)
+        return _unit_vjp(dF @ b / tau, a, ra), _unit_vjp(swap(dF) @ a / tau, b, rb)
     rows, cols = np.sum(dF, axis=-1)[..., None], np.sum(dF, axis=-2)[..., None]
     return (dF @ zb - rows * za) / tau, (swap(dF) @ za - cols * zb) / tau
 
