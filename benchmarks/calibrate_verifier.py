@@ -10,6 +10,10 @@ known:
   (1 + kappa), whose bilinear population minimiser is exactly (1 + kappa) A*,
   so that the relative distance is delta / |target| = kappa.
 
+``--kinds`` adds the families of :mod:`calibration_families` (kinked losses, stop-gradient
+losses, a norm-invariant loss, a reparametrised temperature, batch-standardised losses),
+whose truths are derived there; ``smooth`` is the set above.
+
 Every verdict is appended to a JSON-lines file as soon as it is known, so an
 interrupted run resumes where it stopped.  Verdicts are independent tasks
 (seeded by variant and seed) and can run on a Dask cluster
@@ -19,6 +23,7 @@ a figure of P(refuted) and P(confirmed) against delta.
 
     python benchmarks/calibrate_verifier.py --correct-seeds 70 --kappa-seeds 50 --workers 2
     python benchmarks/calibrate_verifier.py --summary-only     # re-summarise the records
+    python benchmarks/calibrate_verifier.py --kinds kinked stopgrad reparametrised --seeds 50
 """
 from __future__ import annotations
 
@@ -36,6 +41,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from proofs_checks.parallel import executor  # noqa: E402
+
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from calibration_families import FAMILIES  # noqa: E402
 
 EXAMPLES = ROOT / "examples" / "variants"
 OUT = ROOT / "benchmarks" / "results"
@@ -76,11 +84,33 @@ def _loss(variant):
     return _example(*CORRECT[variant])
 
 
+def _family(variant):
+    for kind, family in FAMILIES.items():
+        if variant in family:
+            return kind, family[variant]
+    return None, None
+
+
+def run_family(variant, seed):
+    """One verdict on a variant of :data:`calibration_families.FAMILIES`."""
+    from proofs_checks.verify import verify_variant
+
+    kind, (factory, kwargs, truth, rel) = _family(variant)
+    truth = truth(seed) if callable(truth) else truth
+    t0 = time.perf_counter()
+    res = verify_variant(factory(), seed=seed, **kwargs)
+    return {"variant": variant, "kind": kind, "seed": seed, "truth": truth, "true_relative_delta": rel,
+            "verdict": res.verdict, "reason": res.reason, "seconds": time.perf_counter() - t0,
+            "rounds": res.rounds, "objective": res.objective}
+
+
 def run_one(task):
     """One verdict (a Dask task): ``task = (variant, seed)``."""
     from proofs_checks.verify import verify_variant
 
     variant, seed = task
+    if _family(variant)[0] is not None:
+        return run_family(variant, seed)
     t0 = time.perf_counter()
     res = verify_variant(_loss(variant), claim="same-minimizers-as-clip", seed=seed)
     kappa = float(variant.split("=")[1]) if variant.startswith("kappa=") else 0.0
@@ -110,7 +140,31 @@ def _rate(records, verdict):
             "ci95": clopper_pearson(k, len(records))}
 
 
+def summarise_families(records) -> dict:
+    """Per family variant: the rates that matter for its truth, and seconds per verdict."""
+    out = {}
+    for variant in sorted({r["variant"] for r in records}):
+        rs = [r for r in records if r["variant"] == variant]
+        kept = [r for r in rs if r["truth"] is not None]
+        truth = kept[0]["truth"] if kept else None
+        entry = {"kind": rs[0]["kind"], "truth": truth, "seeds": len(rs), "counted": len(kept),
+                 "seconds": {"median": float(np.median([r["seconds"] for r in rs])),
+                             "p90": float(np.percentile([r["seconds"] for r in rs], 90))},
+                 "refuted": _rate(kept, "refuted"), "confirmed": _rate(kept, "confirmed"),
+                 "inconclusive": _rate(kept, "inconclusive")}
+        if truth == "ill-posed":
+            k = sum(r["verdict"] == "inconclusive" and r["reason"] == "ill-posed" for r in kept)
+            entry["ill_posed_answer"] = {"count": k, "n": len(kept), "rate": k / len(kept) if kept else math.nan,
+                                         "ci95": clopper_pearson(k, len(kept))}
+        out[variant] = entry
+    return out
+
+
 def summarise(records) -> dict:
+    family = [r for r in records if "kind" in r]
+    records = [r for r in records if "kind" not in r]
+    if not records:
+        return {"verdicts": 0, "correct": None, "kappa": {}, "families": summarise_families(family)}
     correct = [r for r in records if r["true_relative_delta"] == 0.0]
     out = {"verdicts": len(records),
            "seconds_per_verdict": {"median": float(np.median([r["seconds"] for r in records])),
@@ -130,6 +184,7 @@ def summarise(records) -> dict:
         if kappa > 0.05:  # above the default margin: a confirmation is false
             entry["false_confirmation"] = entry["confirmed"]
         out["kappa"][f"{kappa:g}"] = entry
+    out["families"] = summarise_families(family)
     return out
 
 
@@ -173,6 +228,9 @@ def main(argv=None) -> int:
     p.add_argument("--workers", type=int, default=1)
     p.add_argument("--scheduler", default=None)
     p.add_argument("--summary-only", action="store_true", help="summarise existing records only")
+    p.add_argument("--kinds", nargs="+", default=["smooth"], choices=["smooth", *FAMILIES],
+                   help="which families to run (default: smooth, the set of the first study)")
+    p.add_argument("--seeds", type=int, default=50, help="seeds per variant of the other kinds (default 50)")
     args = p.parse_args(argv)
     args.records.parent.mkdir(parents=True, exist_ok=True)
     done = {}
@@ -184,9 +242,12 @@ def main(argv=None) -> int:
     if not args.summary_only:
         # Seed by seed, every variant: an interrupted run leaves a balanced sample.
         tasks = []
-        for s in range(max(args.correct_seeds, args.kappa_seeds)):
-            tasks += [(v, s) for v in CORRECT if s < args.correct_seeds]
-            tasks += [(f"kappa={k:g}", s) for k in KAPPAS if s < args.kappa_seeds]
+        if "smooth" in args.kinds:
+            for s in range(max(args.correct_seeds, args.kappa_seeds)):
+                tasks += [(v, s) for v in CORRECT if s < args.correct_seeds]
+                tasks += [(f"kappa={k:g}", s) for k in KAPPAS if s < args.kappa_seeds]
+        for s in range(args.seeds):
+            tasks += [(v, s) for kind in args.kinds if kind != "smooth" for v in FAMILIES[kind]]
         todo = [t for t in tasks if t not in done]
         print(f"{len(done)} verdicts on file, {len(todo)} to run", file=sys.stderr)
         chunk = 8 * max(1, args.workers)
@@ -203,10 +264,19 @@ def main(argv=None) -> int:
     summary = summarise(records)
     args.summary.parent.mkdir(parents=True, exist_ok=True)
     args.summary.write_text(json.dumps(summary, indent=2))
-    if summary["kappa"]:
+    if summary["kappa"] and summary.get("correct"):
         args.figure.parent.mkdir(parents=True, exist_ok=True)
         figure(summary, args.figure)
+    for name, e in summary["families"].items():
+        extra = (f", ill-posed answer {e['ill_posed_answer']['rate']:.3f} {e['ill_posed_answer']['ci95']}"
+                 if "ill_posed_answer" in e else "")
+        print(f"{name} ({e['kind']}, truth {e['truth']}): {e['counted']} of {e['seeds']} seeds counted, refuted "
+              f"{e['refuted']['rate']:.3f} {e['refuted']['ci95']}, confirmed {e['confirmed']['rate']:.3f} "
+              f"{e['confirmed']['ci95']}, inconclusive {e['inconclusive']['rate']:.3f}{extra}; seconds median "
+              f"{e['seconds']['median']:.1f}, p90 {e['seconds']['p90']:.1f}")
     c = summary["correct"]
+    if c is None:
+        return 0
     print(f"correct variants: {c['false_refutation']['n']} verdicts, false refutation "
           f"{c['false_refutation']['rate']:.3f} {c['false_refutation']['ci95']}, inconclusive "
           f"{c['inconclusive']['rate']:.3f}, confirmed {c['confirmed']['rate']:.3f}")

@@ -24,7 +24,10 @@ temperature) into the encoders, so that the statistics see the effective similar
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
+from scipy.optimize import minimize_scalar, nnls
 
 from . import gaussian, variants
 from ._validation import fail
@@ -33,7 +36,8 @@ from .importance import self_normalised_moments
 
 __all__ = ["PROBE_POINTS", "BANK_SIZE", "Probes", "projector", "invariant_statistic", "subspace_statistic",
            "conditional_statistic", "projected_conditional_target", "effective_parameters",
-           "cosine_similarity_statistic", "cosine_conditional_statistic", "true_conditional_statistic"]
+           "cosine_similarity_statistic", "cosine_conditional_statistic", "true_conditional_statistic",
+           "common_factor", "rank_profile", "feature_quotient"]
 
 #: Probe points per side for the cosine statistics (f on a 12 x 12 grid of pairs).
 PROBE_POINTS = 12
@@ -69,6 +73,45 @@ def subspace_statistic(fam: LinearEncoders, x):
     of the shape of :math:`f` within the subspace (MATH.md §4.1, Proposition G1)."""
     G_u, G_v = fam.split(x)
     return np.concatenate([projector(fam.Ru @ G_u.T).ravel(), projector(fam.Rv @ G_v.T).ravel()])
+
+
+def rank_profile(fam: LinearEncoders, x) -> np.ndarray:
+    r"""How many canonical pairs the encoders keep: :math:`(s_k/s_1)^2` for
+    :math:`k = 2, \dots, n_e`, with :math:`s_k` the singular values of the whitened cross map
+    :math:`\tilde A_u\tilde A_v^T`, where :math:`\tilde A_u` is :math:`C_{uu}^{1/2}G_u^T` with
+    each feature (column) scaled to unit norm, and :math:`\tilde A_v` likewise.  Free of
+    each feature's positive scale on either side (which a batch-standardised loss cannot see); a
+    minimiser that collapses onto fewer than :math:`n_e` pairs has a zero there, for every
+    choice of basis, which finite batches blur into :math:`O(1/N)` (the squared angle of a
+    sampling fluctuation).  Features of zero norm count as collapsed."""
+    G_u, G_v = fam.split(x)
+
+    def unit_columns(A):
+        norms = np.linalg.norm(A, axis=0)
+        return A / np.where(norms > 0, norms, 1.0)
+
+    s = np.linalg.svd(unit_columns(fam.Ru @ G_u.T) @ unit_columns(fam.Rv @ G_v.T).T,
+                      compute_uv=False)[: G_u.shape[0]]
+    return (s[1:] / s[0]) ** 2 if s[0] > 0 else np.zeros(len(s) - 1)
+
+
+def feature_quotient(fam: LinearEncoders, x, target) -> np.ndarray:
+    r"""The whitened bilinear invariant of ``x`` (dot similarity) with each feature's scale
+    chosen to bring it closest to ``target`` (flattened): :math:`B(t) = \sum_k t_k a_kb_k^T`
+    with :math:`a_k, b_k` the whitened features (columns of :math:`C_{uu}^{1/2}G_u^T`,
+    :math:`C_{vv}^{1/2}G_v^T`) and :math:`t \ge 0` by non-negative least squares.
+
+    A loss that standardises each feature over the batch cannot see the features' positive
+    scales (:meth:`numerics.user_loss.UserLoss.standardises_features`): its minimisers are the
+    orbit :math:`\{B(t): t > 0\}`, and the distance of ``target`` from that orbit is the exact
+    quotient distance (not a first-order projection)."""
+    if fam.similarity != "dot":
+        raise fail("similarity", fam.similarity, "'dot' for the per-feature quotient of the bilinear invariant")
+    G_u, G_v = fam.split(x)
+    A, B = fam.Ru @ G_u.T, fam.Rv @ G_v.T
+    M = np.stack([np.outer(A[:, k], B[:, k]).ravel() for k in range(A.shape[1])], axis=1)
+    t, _ = nnls(M, np.asarray(target, dtype=float).ravel())
+    return M @ t
 
 
 def conditional_statistic(fam: LinearEncoders, x, direction: str, covariances: bool):
@@ -112,6 +155,29 @@ def effective_parameters(fam: LinearEncoders, x, multiplier: float):
         raise fail("multiplier", multiplier, "a logit multiplier >= 0 under L2 similarity (a negative "
                                              "one rewards distance: no encoders have that logit)")
     return fam.pack(r * G_u, r * G_v)
+
+
+def common_factor(statistics, targets, bound: float = 12.0) -> float:
+    r"""The factor :math:`t > 0` that brings ``statistics(t)`` closest to ``targets``:
+    :math:`\arg\min_t \|S(t) - T\|^2`, with ``statistics(t)`` the stacked statistics of
+    fits whose logit multiplier is known up to the factor :math:`t` (a reparametrised
+    scale, :class:`numerics.user_loss.UserLoss`), and ``targets`` those they are paired
+    with.  Comparing at this :math:`t` is comparing on the quotient by the unknown
+    constant, exactly (not to first order).
+
+    :math:`\log t` is searched on a grid of step 1/2 over :math:`[-b, b]`, then refined
+    by bounded Brent within the best cell (to :math:`10^{-10}`), so that a statistic
+    that is not convex in :math:`\log t` is not caught in a far local minimum."""
+    targets = np.asarray(targets, dtype=float)
+
+    def loss(log_t):
+        return float(np.sum((np.asarray(statistics(math.exp(log_t))) - targets) ** 2))
+
+    grid = np.arange(-bound, bound + 0.25, 0.5)
+    best = grid[int(np.argmin([loss(g) for g in grid]))]
+    res = minimize_scalar(loss, bounds=(best - 0.5, best + 0.5), method="bounded",
+                          options={"xatol": 1e-10})
+    return float(math.exp(res.x if res.fun <= loss(best) else best))
 
 
 # --------------------------------------------------------------------------

@@ -157,8 +157,10 @@ def flat_directions(fun, x, statistic, family, theta_names) -> FlatDirections:
     T = np.array([(statistic(x + h * q) - statistic(x - h * q)) / (2 * h) for q in Q.T]).T
     moves = np.linalg.norm(T, axis=0) > MOVE_RTOL * max(float(np.linalg.norm(s0)), 1e-12)
     moving = []
-    if np.any(moves):  # the eigenbasis of the flat subspace is arbitrary: count the span moved
-        moving = [f"{_rank(T[:, moves], 1e-6)} of the {k} flat dimension(s)"]
+    if np.any(moves):  # the eigenbasis of the flat subspace is arbitrary: count the span moved,
+        # relative to its own largest derivative (as the test above is relative to |s0|)
+        sv = np.linalg.svd(T[:, moves], compute_uv=False)
+        moving = [f"{int(np.sum(sv > 1e-6 * sv[0]))} of the {k} flat dimension(s)"]
     return FlatDirections(count=k, names=names, moving=moving, tangents=T[:, moves])
 
 

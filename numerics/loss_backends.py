@@ -177,22 +177,24 @@ def _checked_torch_output(self, out, torch):
 
 def torch_value_and_grad(self, a, b, theta):
     torch = import_backend("torch")
-    ta = torch.tensor(a, dtype=torch.float64, requires_grad=True)
-    tb = None if b is None else torch.tensor(b, dtype=torch.float64, requires_grad=True)
-    learned = [torch.tensor(float(theta[i]), dtype=torch.float64, requires_grad=True)
-               for i in range(len(self.learn))]
-    kw = {k: torch.tensor(v, dtype=torch.float64) for k, v in self.fixed.items()}
-    kw.update(dict(zip(self.learn, learned)))
-    off = len(self.learn)
-    with torch.no_grad():
-        for _, p in self._module_params:
-            p.copy_(torch.as_tensor(theta[off:off + p.numel()], dtype=torch.float64).reshape(p.shape))
-            off += p.numel()
     # One thread: these batches are small, and torch's default of one thread per core
-    # made each call 25x slower on 2 busy cores (measured: 222 ms against 8.4 ms).
+    # made each call 25x slower on 2 busy cores (measured: 222 ms against 8.4 ms); the
+    # inputs are shared with NumPy (torch.from_numpy), not copied by torch.tensor, which
+    # took 6 ms of an 8 ms call at N = 256 on 2 busy cores.
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
+        ta = torch.from_numpy(np.array(a, dtype=np.float64)).requires_grad_(True)
+        tb = None if b is None else torch.from_numpy(np.array(b, dtype=np.float64)).requires_grad_(True)
+        learned = [torch.tensor(float(theta[i]), dtype=torch.float64, requires_grad=True)
+                   for i in range(len(self.learn))]
+        kw = {k: torch.tensor(v, dtype=torch.float64) for k, v in self.fixed.items()}
+        kw.update(dict(zip(self.learn, learned)))
+        off = len(self.learn)
+        with torch.no_grad():
+            for _, p in self._module_params:
+                p.copy_(torch.as_tensor(theta[off:off + p.numel()], dtype=torch.float64).reshape(p.shape))
+                off += p.numel()
         try:
             out = self.loss(*((ta,) if tb is None else (ta, tb)), **kw)
         except Exception as exc:

@@ -77,6 +77,11 @@ class FactorFit:
         The loss's own scalars learned with the encoders (empty by default).
     start_factors : list of (G_u, G_v)
         Final encoders of every start, in order.
+    cause : str or None
+        Why a fit has no stationarity certificate, set by the nonsmooth phase of
+        :func:`numerics.batch_fit.fit_batch` (:data:`numerics.nonsmooth.CAUSES`); None here.
+    nonsmooth : numerics.nonsmooth.NonsmoothResult or None
+        That phase's result, when it ran.
     """
 
     G_u: np.ndarray
@@ -90,6 +95,8 @@ class FactorFit:
     hess_inv: np.ndarray | None = None
     extra: np.ndarray = field(default_factory=lambda: np.zeros(0))
     start_factors: list = field(default_factory=list)
+    cause: str | None = None
+    nonsmooth: object = None
 
     @property
     def A(self) -> np.ndarray:

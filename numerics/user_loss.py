@@ -30,13 +30,23 @@ batch, never by its name: ``scale`` if :math:`L(\sqrt c z_a, \sqrt c z_b; p) =
 L(z_a, z_b; cp)`, ``temperature`` if the same holds with :math:`p/c`,
 ``log_scale`` with :math:`p + \log c` (a learnable log-temperature, as CLIP
 models keep it), ``bias`` if adding :math:`c` to every similarity equals adding
-:math:`c\,m` to :math:`p`.  A ``torch.nn.Module``'s one-element parameters are
-tested too.  :meth:`UserLoss.multiplier` is then :math:`m` at given parameters.
+:math:`c\,m` to :math:`p`.  A learned scalar with none of these roles whose every
+change equals a rescaling of the similarities, in a parametrisation the verifier
+does not know (a temperature ``softplus(raw) + 0.01``, a clamped or sigmoid scale),
+is ``reparametrised_scale``: :math:`L(z_a, z_b; p) = L(\sqrt{c(p)}\,z_a, \sqrt{c(p)}\,z_b;
+p_0)`, with :math:`c(p)` solved numerically on a fixed batch and the identity
+confirmed on two others.  Only the ratio :math:`c(p) = m(p)/m(p_0)` is identified,
+never :math:`m(p_0)`: :attr:`UserLoss.unidentified_scale` names such scalars, and
+claims whose statistic sees the scale are compared modulo a common factor.  A
+``torch.nn.Module``'s one-element parameters are tested too.
+:meth:`UserLoss.multiplier` is then :math:`m` at given parameters.
 """
 from __future__ import annotations
 
 import copy
 import math
+
+from scipy.optimize import brentq
 
 import numpy as np
 
@@ -49,11 +59,14 @@ from .optimize import finite_difference_grad
 __all__ = ["INPUTS", "BACKENDS", "ROLES", "UserLoss", "ClipControl", "resolve_backend", "import_backend"]
 
 INPUTS = ("logits", "embeddings")
-ROLES = ("scale", "log_scale", "temperature", "bias")
+ROLES = ("scale", "log_scale", "temperature", "bias", "reparametrised_scale")
 #: Relative agreement that confirms a role identity: the two sides differ by
 #: rounding only, a few hundred float64 operations on O(1) numbers (~1e-13);
 #: a parameter without the role changes the loss by O(1e-2) or more at c = 1.7.
 ROLE_RTOL = 1e-8
+#: Relative change of a learned scalar with no known role, to test whether it acts
+#: as a rescaling of the similarities (the ``reparametrised_scale`` identity).
+REPARAMETRISED_STEP = 0.25
 
 
 class UserLoss:
@@ -134,6 +147,7 @@ class UserLoss:
             theta.extend(p.detach().cpu().numpy().ravel().tolist())
         self.theta0 = np.array(theta, dtype=np.float64)
         self.roles = {}
+        self._scale_solver = None
 
     def __getstate__(self):  # a compiled JAX function does not pickle (Dask workers rebuild it)
         state = dict(self.__dict__)
@@ -277,7 +291,16 @@ class UserLoss:
                 m *= math.exp(vals[k])
             elif role == "temperature":
                 m /= vals[k]
+            elif role == "reparametrised_scale":
+                m *= math.exp(self._scale_solver.log_ratio(k, vals[k]))
         return m
+
+    @property
+    def unidentified_scale(self) -> list:
+        """The learned scalars that rescale the similarities in a parametrisation known
+        only up to a constant factor (role ``reparametrised_scale``): with them, the loss's
+        logit multiplier is known up to that factor."""
+        return [k for k, r in self.roles.items() if r == "reparametrised_scale"]
 
     def matched_start(self, target: float) -> np.ndarray:
         """Initial learned values with the logit multiplier moved to ``target`` through the
@@ -288,8 +311,8 @@ class UserLoss:
         if not (math.isfinite(m) and m != 0 and math.isfinite(target) and target > 0):
             return theta
         for k, role in self.roles.items():
-            if k in self.fixed or role == "bias":
-                continue
+            if k in self.fixed or role in ("bias", "reparametrised_scale"):
+                continue  # a reparametrised scale's absolute value is not known
             i = self.learn.index(k) if k in self.learn else self._offset(k)
             ratio = target / m
             if role == "scale":
@@ -330,6 +353,23 @@ class UserLoss:
             out.append("v")
         return out
 
+    def standardises_features(self, similarity: str, rng: np.random.Generator, n: int = 8, n_e: int = 3) -> bool:
+        r"""Whether the loss sees only batch-standardised features: :math:`L(z_aD_a, z_bD_b) =
+        L(z_a, z_b)` for random positive diagonal :math:`D_a, D_b` (each feature's scale, on
+        each side), to :data:`ROLE_RTOL`, on a random batch; Barlow Twins-like losses.  Its
+        minimisers then run along every feature's scale, which moves every statistic but
+        the subspace and the rank (:func:`numerics.fit_statistics.rank_profile`)."""
+        if similarity == "cosine" or self.inputs == "logits":
+            return False  # unit rows, or only F: the features' scales are not the loss's to see
+        za, zb = rng.standard_normal((n, n_e)), rng.standard_normal((n, n_e))
+        base = self.value(za, zb, self.theta0)
+        for _ in range(2):
+            Da, Db = np.exp(rng.uniform(-1, 1, n_e)), np.exp(rng.uniform(-1, 1, n_e))
+            x = self.value(za * Da, zb * Db, self.theta0)
+            if abs(x - base) > ROLE_RTOL * max(1.0, abs(x), abs(base)):
+                return False
+        return True
+
     def detect_roles(self, similarity: str, rng: np.random.Generator, n: int = 8, n_e: int = 2) -> dict:
         r"""Find the role of each scalar by its defining identity on a random batch (module
         docstring): ``scale`` (:math:`p \to cp`), ``log_scale`` (:math:`p \to p + \log c`, as
@@ -341,17 +381,8 @@ class UserLoss:
         theta = self.theta0.copy()
         c = 1.7
 
-        def at(za, zb, changes):
-            if self.inputs == "logits":  # unit rows under cosine are given: their dot products
-                a, b = _logits(za, zb, 1.0, "l2" if similarity == "l2" else "dot"), None
-            else:
-                a, b = za, zb
-            t, fixed = self._with(theta, changes)
-            saved, self.fixed = self.fixed, fixed
-            try:
-                return self.value(a, b, t)
-            finally:
-                self.fixed = saved
+        def at(za, zb, changes):  # unit rows under cosine are given (their dot products for F)
+            return self._loss_at(za, zb, theta, similarity, changes)
 
         def same(x, y):
             return abs(x - y) <= ROLE_RTOL * max(1.0, abs(x), abs(y))
@@ -385,7 +416,104 @@ class UserLoss:
                 except InvalidInputError:
                     continue
         self.roles = roles
+        solver = _ScaleSolver(self, similarity, theta, rng)
+        for k in self.learned:
+            if k not in roles and k in vals and solver.confirms(k, vals[k]):
+                roles[k] = "reparametrised_scale"
+                self._scale_solver = solver
+        self.roles = roles
         return roles
+
+    def _loss_at(self, za, zb, theta, similarity, changes=None):
+        """The loss on embeddings ``za, zb`` (or their logits, for a loss of F) at learned
+        values ``theta`` with some scalars changed by name."""
+        if self.inputs == "logits":
+            a, b = _logits(za, zb, 1.0, "l2" if similarity == "l2" else "dot"), None
+        else:
+            a, b = za, zb
+        t, fixed = self._with(theta, changes or {})
+        saved, self.fixed = self.fixed, fixed
+        try:
+            return self.value(a, b, t)
+        finally:
+            self.fixed = saved
+
+
+class _ScaleSolver:
+    r"""The ``reparametrised_scale`` identity of a learned scalar :math:`p`, solved numerically:
+    :math:`\ell(p) = \log c(p)` with :math:`L(z; p) = L(e^{\ell/2}z; p_0)`.
+
+    :math:`\ell` is solved, as :math:`L(e^{-\ell/2}z; p) = L(z; p_0)`, on a fixed *aligned*
+    batch (four unit rows at right angles, each paired with a nearby unit row), where the
+    loss of :math:`e^{-\ell/2}z` is monotone in :math:`\ell` for a contrastive loss (the positives dominate), by bracketing outward from
+    the last solution and Brent's method to :math:`\ell` within :math:`10^{-13}`.  The identity
+    is confirmed, with the solved :math:`c`, on two random batches (to :data:`ROLE_RTOL`): a
+    scalar that does anything other than rescale the similarities fails there.
+    """
+
+    def __init__(self, loss: UserLoss, similarity: str, theta0, rng: np.random.Generator):
+        self.loss, self.similarity, self.theta0 = loss, similarity, np.array(theta0, dtype=float)
+        self.p0 = loss.scalar_values(self.theta0)
+        angles = np.pi / 2 * np.arange(4) + 0.3 * rng.standard_normal(4)
+        za = np.stack([np.cos(angles), np.sin(angles)], axis=1)
+        zb = za + 0.2 * rng.standard_normal(za.shape)
+        self.za, self.zb = za, zb / np.linalg.norm(zb, axis=1, keepdims=True)
+        self.checks = [(rng.standard_normal((n, 2)), rng.standard_normal((n, 2))) for n in (6, 9)]
+        self._cache = {}
+
+    def _at(self, za, zb, k, value, log_c=0.0):
+        r = math.exp(log_c / 2)
+        return self.loss._loss_at(r * za, r * zb, self.theta0, self.similarity, {k: value})
+
+    def log_ratio(self, k: str, value: float) -> float:
+        r""":math:`\ell = \log(m(p)/m(p_0))` for scalar ``k`` at ``value`` (NaN if unsolvable)."""
+        key = (k, float(value))
+        if float(value) == self.p0[k]:
+            return 0.0
+        if key in self._cache:
+            return self._cache[key]
+        known = [(abs(v - value), l) for (kk, v), l in self._cache.items() if kk == k and math.isfinite(l)]
+        guess = min(known)[1] if known else 0.0
+        # L(e^{-l/2} z; p) = L(z; p0): the batch is scaled on the side of p, so that both
+        # sides are evaluated at the reference's effective scale (no saturated loss, whose
+        # rounding would blur the root, however large m(p)/m(p0) is)
+        target = self._at(self.za, self.zb, k, self.p0[k])
+        h = lambda l: target - self._at(self.za, self.zb, k, value, -l)  # noqa: E731
+        out = math.nan
+        try:
+            h0 = h(guess)
+            if h0 == 0:
+                out = guess
+            else:
+                for step in (0.25, 0.5, 1, 2, 4, 8, 16, 32):
+                    lo, hi = guess - step, guess + step
+                    f_lo, f_hi = h(lo), h(hi)
+                    if (f_lo < 0) != (h0 < 0):
+                        out = brentq(h, lo, guess, xtol=1e-13, rtol=4 * np.finfo(float).eps)
+                        break
+                    if (f_hi < 0) != (h0 < 0):
+                        out = brentq(h, guess, hi, xtol=1e-13, rtol=4 * np.finfo(float).eps)
+                        break
+        except InvalidInputError:
+            out = math.nan
+        self._cache[key] = out
+        return out
+
+    def confirms(self, k: str, value: float) -> bool:
+        """Whether moving ``k`` equals rescaling the similarities, at two values of ``k``."""
+        step = REPARAMETRISED_STEP * max(1.0, abs(value))
+        for moved in (value + step, value - step):
+            try:
+                log_c = self.log_ratio(k, moved)
+                if not math.isfinite(log_c) or abs(log_c) < 1e-6:
+                    return False  # no solution, or k does not move the loss's scale
+                for za, zb in self.checks:
+                    x, y = self._at(za, zb, k, moved), self._at(za, zb, k, value, log_c)
+                    if abs(x - y) > ROLE_RTOL * max(1.0, abs(x), abs(y)):
+                        return False
+            except InvalidInputError:
+                return False
+        return True
 
 
 class ClipControl:
@@ -416,6 +544,14 @@ class ClipControl:
 
     def multiplier(self, theta) -> float:
         return float(theta[0]) if self.size else self.scale
+
+    #: CLIP's scale is its own parameter: known, not up to a factor.
+    unidentified_scale: list = []
+
+    @staticmethod
+    def standardises_features(similarity, rng) -> bool:
+        """CLIP sees each feature's scale."""
+        return False
 
     def matched_start(self, target: float) -> np.ndarray:
         """Initial learned values with the scale at ``target`` (when it is learned)."""

@@ -6,6 +6,9 @@ run_checks, select_checks, all_checks
     The registry of checks behind the main job (``python -m proofs_checks``).
 verify_variant
     Verify a user's contrastive loss variant against a claim.
+fingerprint
+    The spectral fingerprint of a loss: the map g(sigma) its minimiser applies to each
+    canonical correlation, with a diagnosis.
 strategies
     Hypothesis strategies (``joint_covariances``, ...).
 InvalidInputError
@@ -28,6 +31,7 @@ __all__ = [
     "strategies",
     "tolerances",
     "verify_variant",
+    "fingerprint",
 ]
 
 
@@ -37,4 +41,8 @@ def __getattr__(name):
         from .verify import verify_variant
 
         return verify_variant
+    if name == "fingerprint":
+        from .spectral_fingerprint import fingerprint
+
+        return fingerprint
     raise AttributeError(f"module 'proofs_checks' has no attribute {name!r}")

@@ -63,6 +63,10 @@ def main(argv: list[str] | None = None) -> int:
         from .verify_cli import main as verify_main
 
         return verify_main(argv[1:])
+    if argv and argv[0] == "fingerprint":
+        from .fingerprint_cli import main as fingerprint_main
+
+        return fingerprint_main(argv[1:])
     if argv and argv[0] == "list":
         return _list_checks()
     parser = build_parser()

@@ -18,12 +18,12 @@ from scipy.linalg import subspace_angles
 from numerics import gaussian
 from numerics.batch_fit import ChainState, batch_objective, paired_fits
 from numerics.encoders import LinearEncoders, nested_sample, population_minimizer
-from numerics.fit_statistics import Probes, effective_parameters
+from numerics.fit_statistics import Probes, common_factor, effective_parameters, feature_quotient, rank_profile
 from numerics.flat import FlatDirections, flat_directions, project_out
 from numerics.models import GaussianModel
 
 from .claims import DEFAULT_SUBSPACE_MARGIN, cosine_statistic, cosine_target, statistic, subspace_margin, target
-from .verdict import DEFAULT_RELATIVE_MARGIN, decide, estimate_delta
+from .verdict import DEFAULT_RELATIVE_MARGIN, decide, estimate_delta, estimate_rank
 from .verify_result import ModelVerdict
 
 __all__ = ["ChainTask", "run_chain", "ModelRun"]
@@ -44,6 +44,7 @@ class ChainTask:
     control: object       # numerics.user_loss.ClipControl
     state: ChainState | None = None
     probe: bool = False   # test that the loss depends on its inputs (first task of a model)
+    objective: str = "value"  # or "training-field" (numerics.batch_fit.OBJECTIVES)
 
 
 def run_chain(task: ChainTask):
@@ -52,7 +53,7 @@ def run_chain(task: ChainTask):
     U, V = nested_sample(task.model, (task.seed, task.k, task.r), task.sizes[-1])
     return paired_fits(fam, U, V, task.sizes, task.x_start, task.loss, task.control,
                        rng=np.random.default_rng([task.seed, task.k, task.r, 7]),
-                       state=task.state, probe=task.probe)
+                       state=task.state, probe=task.probe, objective=task.objective)
 
 
 class ModelRun:
@@ -92,6 +93,15 @@ class ModelRun:
         self.states = {}    # replicate -> ChainState
         self.verdict = None
         self.looks = 0      # tests made so far (verdict.look_level spends the error over them)
+        # The loss's logit multiplier is known up to a constant factor when a learned scalar
+        # is a reparametrised scale: the claim's statistic (unless it is the subspace) is then
+        # compared on the quotient by that factor, fitted in result().
+        self.quotient = bool(user.unidentified_scale) and claim != "same-subspace-as-clip"
+        self.scale_factor = 1.0
+        # A loss on batch-standardised features cannot see each feature's scale: under dot its
+        # bilinear invariant is compared on the quotient by those scales, fit by fit.
+        self.by_feature = (claim == "same-minimizers-as-clip" and similarity == "dot"
+                           and user.standardises_features(similarity, np.random.default_rng([seed, k, 27183])))
 
     def _stat(self, x, multiplier):
         """The claim's statistic of a fit ``x`` whose loss multiplies the similarity by ``multiplier``."""
@@ -100,25 +110,36 @@ class ModelRun:
         return statistic(self.fam, effective_parameters(self.fam, x, multiplier), self.claim, self.direction)
 
     def stat_u(self, x):
-        return self._stat(x, self.user.multiplier(self.fam.unpack(x).theta))
+        return self._stat(x, self.scale_factor * self.user.multiplier(self.fam.unpack(x).theta))
 
     def stat_c(self, x):
         if self.pair_with_target:
             return self.T
         return self._stat(x, self.control.multiplier(self.fam.unpack(x).theta))
 
+    objective = "value"  # what the variant's fits solve (numerics.batch_fit.OBJECTIVES)
+
     def task(self, similarity, seed, r, sizes, probe) -> ChainTask:
         return ChainTask(self.model, similarity, seed, self.k, r, sizes, self.x_start, self.user,
-                         self.control, self.states.get(r), probe)
+                         self.control, self.states.get(r), probe, self.objective)
 
     def find_flat(self, seed):
         """Flat directions of the variant's loss at its first fit of replicate 0."""
         if 0 not in self.chains:
             return
         N = min(self.chains[0])
+        if self.chains[0][N].kinked or self.objective != "value":
+            # At a kink the finite-difference Hessian means nothing, and a training field's
+            # Jacobian is no Hessian: no flat directions are taken there (the statistics are
+            # free of the family's invariances, and the scalars' roles are folded in).
+            return
         U, V = nested_sample(self.model, (seed, self.k, 0), N)
         fun = batch_objective(self.fam, U, V, self.user)
-        self.flat = flat_directions(fun, self.chains[0][N].x_u, self.stat_u, self.fam, self.user.learned)
+        stat = self.stat_u
+        if self.by_feature:  # aligned with the control's fit on the same batch, as in result()
+            paired = self.stat_c(self.chains[0][N].x_c)
+            stat = lambda x: feature_quotient(self.fam, x, paired)  # noqa: E731
+        self.flat = flat_directions(fun, self.chains[0][N].x_u, stat, self.fam, self.user.learned)
 
     def add(self, r, records, state):
         self.chains.setdefault(r, {}).update({rec.N: rec for rec in records})
@@ -134,8 +155,14 @@ class ModelRun:
         usable = len(reps) >= max(2, (len(every) + 1) // 2)
         if not usable:
             reps = every
-        SU = np.array([[self.stat_u(self.chains[r][N].x_u) for N in sizes] for r in reps])
         SC = np.array([[self.stat_c(self.chains[r][N].x_c) for N in sizes] for r in reps])
+        if self.quotient:
+            self.scale_factor = self._common_factor([self.chains[r][sizes[-1]].x_u for r in reps], SC[:, -1])
+        if self.by_feature:
+            SU = np.array([[feature_quotient(self.fam, self.chains[r][N].x_u, SC[i, j]) for j, N in enumerate(sizes)]
+                           for i, r in enumerate(reps)])
+        else:
+            SU = np.array([[self.stat_u(self.chains[r][N].x_u) for N in sizes] for r in reps])
         T, T_c, gap = self.T, self.T_c, self.gap
         if T is None:  # estimated: the control's mean statistic at the largest batch
             T = T_c = SC[:, -1].mean(axis=0)
@@ -156,8 +183,33 @@ class ModelRun:
         verdict, drifting, n_next = decide(est, self.margin)
         if not usable:
             verdict, n_next = "inconclusive", None
+        # A flat direction that still moves the statistic after the scalars' roles are folded
+        # in is an unidentified scale: D was compared modulo it to first order only, which
+        # cannot support a refutation.
+        unidentified = bool(self.flat.moving)
+        if unidentified and verdict == "refuted":
+            verdict, n_next = "inconclusive", None
+        rank = None
+        if self.claim == "same-subspace-as-clip" and self.model.n_e >= 2:
+            # The projectors cannot see a collapse onto fewer pairs (when n_e = min(n_u, n_v)
+            # they are the identity whatever the fit): the rank decides that part of the claim.
+            rank = estimate_rank(sizes, *[np.array([[rank_profile(self.fam, getattr(self.chains[r][N], x))
+                                                      for N in sizes] for r in reps]) for x in ("x_u", "x_c")],
+                                 look=look)
+            trivial = self.model.n_e >= min(self.model.n_u, self.model.n_v)
+            if rank.collapsed and usable:
+                verdict, n_next = "refuted", None
+            elif verdict == "confirmed" and trivial and not rank.full:
+                verdict = "inconclusive"
         m = self.model
         return ModelVerdict(m.label, m.n_u, m.n_v, m.n_e, m.sigma.tolist(), sizes, D,
                             np.array(eu).T, np.array(ec).T, np.array(au).T, np.array(ac).T,
                             self.target_norm, self.margin, float(np.linalg.norm(gap)), est,
-                            verdict, drifting, n_next, set_aside, self.flat, usable)
+                            verdict, drifting, n_next, set_aside, self.flat, usable,
+                            self.scale_factor if self.quotient else None, unidentified, rank)
+
+    def _common_factor(self, xs, targets) -> float:
+        """The constant factor of a reparametrised scale that brings the variant's fits ``xs``
+        closest to the statistics ``targets`` they are paired with."""
+        ms = [self.user.multiplier(self.fam.unpack(x).theta) for x in xs]
+        return common_factor(lambda t: np.array([self._stat(x, t * m) for x, m in zip(xs, ms)]), targets)

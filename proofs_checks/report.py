@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -161,10 +162,56 @@ def variant_summary(result) -> str:
              "  delta: distance of the variant's population statistic from the claim's target "
              "(whitened Frobenius), extrapolated in 1/N from paired fits"][: 3 if result.models else 2]
     lines += [_model_line(m) for m in result.models]
-    lines += [f"  note: {n}" for n in result.notes]
+    notes = aggregate_notes(result.notes, [m.label for m in result.models])
+    if len(notes) > MAX_SUMMARY_NOTES:
+        extra = len(notes) - MAX_SUMMARY_NOTES + 1
+        notes = notes[: MAX_SUMMARY_NOTES - 1] + [f"... {extra} more: every note is in to_dict()['notes']"]
+    lines += [f"  note: {n}" for n in notes]
     if result.advice:
         lines.append(f"  why, and what to run instead: {result.advice}")
+    pointer = getattr(result, "fingerprint_hint", None)
+    if v == "refuted" and pointer:
+        lines.append(f"  what it learns instead: {pointer}")
     return "\n".join(lines)
+
+
+#: Notes the default summary shows (after aggregation); the JSON keeps every note.
+MAX_SUMMARY_NOTES = 8
+_PER_FIT = re.compile(r"^(?P<label>.+?), replicate (?P<r>\d+), N=(?P<N>\d+): (?P<text>.*)$")
+
+
+def aggregate_notes(notes, labels) -> list:
+    """The notes as the summary shows them: one line per cause, with counts and the models.
+
+    A note about one fit (``"<model>, replicate r, N=n: <cause>"``; numbers in parentheses
+    after a ``;`` dropped, as in "moved 75.5 from its start") is counted with the others of the
+    same cause; a note about one model (``"<model>: <text>"``) is merged with the identical
+    text on other models.  Order: first appearance."""
+    groups, order = {}, []
+    for note in notes:
+        m = _PER_FIT.match(note)
+        if m:
+            text = re.sub(r"(\([^()]*?)(?:;\s*)?moved [^)]*\)", r"\1)", m["text"]).replace(" ()", "")
+            key = ("fit", text)
+            label = m["label"]
+        else:
+            label = next((lb for lb in labels if note.startswith(lb + ": ")), None)
+            key = ("model", note[len(label) + 2:]) if label else ("other", note)
+        if key not in groups:
+            groups[key] = []
+            order.append(key)
+        groups[key].append(label)
+    out = []
+    for kind, text in order:
+        seen = list(dict.fromkeys(lb for lb in groups[(kind, text)] if lb))
+        if kind == "fit":
+            n = len(groups[(kind, text)])
+            out.append(f"{text}: {n} fit(s) on {len(seen)} model(s) ({'; '.join(seen)})")
+        elif kind == "model":
+            out.append(f"{'; '.join(seen)}: {text}" if len(seen) < 3 else f"{len(seen)} models: {text}")
+        else:
+            out.append(text)
+    return out
 
 
 def variant_figures(result) -> list:

@@ -8,7 +8,7 @@ doubled up to :data:`MAX_REPLICATES`, then its largest batch, up to :data:`MAX_S
 """
 from __future__ import annotations
 
-__all__ = ["DEFAULT_SIZES", "DEFAULT_REPLICATES", "DEFAULT_BUDGET", "NOMINAL_RATE", "AUTOGRAD_RATE",
+__all__ = ["DEFAULT_SIZES", "DEFAULT_REPLICATES", "DEFAULT_BUDGET", "RATES", "NOMINAL_RATE", "AUTOGRAD_RATE",
            "MAX_REPLICATES", "MAX_SIZE", "next_data", "round_cost"]
 
 #: Default batch sizes per similarity (L2 invariants are estimated with about
@@ -17,16 +17,18 @@ DEFAULT_SIZES = {"dot": (64, 128, 256), "l2": (128, 256, 512), "cosine": (64, 12
 DEFAULT_REPLICATES = 8
 #: Default time budget (seconds) for the adaptive rounds after the first.
 DEFAULT_BUDGET = 60.0
-#: Nominal rate of a NumPy loss, in sum(N^2) x evaluations per second, measured on 2
-#: cores (benchmarks/calibrate_verifier.py prints the real seconds).  Measured again
-#: after the dense InfoNCE moved off SciPy's array dispatch: 1.25e6 (round 1) and
-#: 1.36e6 (a round at N = 512) units per second on 2 cores at a load of 2; the old
-#: 4e5 stopped one-directional InfoNCE one round short of a verdict on 10 of 70 seeds.
+#: Nominal rates, in sum(N^2) x evaluations per second, by how the variant's gradient is
+#: obtained: a NumPy loss with its own gradient, a NumPy loss by central differences
+#: (2 evaluations per parameter and step), torch autograd, JAX autograd.  Measured on 2
+#: idle cores by ``benchmarks/calibrate_cost.py`` (a first round at N = 64-256 and a round
+#: at N = 512 on the default models; the rate is the geometric mean of the two rounds'
+#: rates, since adaptive rounds are of both kinds): nominal/real was then 0.9-1.2 in
+#: every kind (docs/verifier.md).  Constants, not clocks: a verdict does not depend on
+#: the load, only the real seconds do.
+RATES = {"numpy": 3.6e6, "numpy-fd": 3.5e6, "torch": 5.8e6, "jax": 2.7e6}
+#: The first calibration's single rates (NumPy, autograd), kept for reference: measured at
+#: a load of 2, they made a round's nominal cost 3-20 times its real cost on an idle machine.
 NOMINAL_RATE = 1.2e6
-#: The same for a torch or JAX loss, whose calls carry the framework's overhead
-#: and often more work per logit (in-view negatives double N): 4e5, with which
-#: open_clip's and lightly's losses gave their verdicts within 5 minutes on 2
-#: busy cores (benchmarks/verify_real_losses.py).
 AUTOGRAD_RATE = 4.0e5
 #: Adaptive rounds double the replicates up to this many, then the largest batch.
 MAX_REPLICATES = 32
@@ -46,11 +48,15 @@ def next_data(replicates_so_far: int, largest: int):
 
 
 def round_cost(sizes_so_far, reps, new_sizes, n_params: int, finite_differences: bool,
-               autograd: bool) -> float:
+               backend: str = "numpy") -> float:
     """Nominal seconds of an adaptive round for one model: ``reps`` replicates fitted at
     ``new_sizes`` (or, for new replicates, at every size so far), each fit costing the
-    control's and the variant's evaluations (``2 n_params`` per step by differences)."""
+    control's and the variant's evaluations (``2 n_params`` per step by differences,
+    ``n_params`` counting the loss's learned scalars), at the rate of the gradient's kind
+    (:data:`RATES`: ``backend`` is ``"numpy"``, ``"torch"`` or ``"jax"``)."""
+    if backend not in ("numpy", "torch", "jax"):
+        raise ValueError(f"backend={backend!r}: expected 'numpy', 'torch' or 'jax'")
     sizes = sorted(set(sizes_so_far)) if not new_sizes else list(new_sizes)
     per_fit = 1.0 + (2 * n_params if finite_differences else 1.0)  # control + variant
-    rate = AUTOGRAD_RATE if autograd else NOMINAL_RATE
+    rate = RATES["numpy-fd" if finite_differences and backend == "numpy" else backend]
     return len(reps) * sum(N * N for N in sizes) * per_fit / rate

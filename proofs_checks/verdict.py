@@ -75,8 +75,9 @@ from dataclasses import dataclass
 
 import numpy as np
 from scipy.stats import f as f_dist
+from scipy.stats import t as t_dist
 
-__all__ = ["VERDICTS", "CONFIRM_LEVEL", "REFUTE_LEVEL", "DEFAULT_RELATIVE_MARGIN", "DRIFT_RATIO", "DeltaEstimate",
+__all__ = ["RANK_RTOL", "RankEstimate", "estimate_rank", "VERDICTS", "CONFIRM_LEVEL", "REFUTE_LEVEL", "DEFAULT_RELATIVE_MARGIN", "DRIFT_RATIO", "DeltaEstimate",
            "look_level", "extrapolate", "estimate_delta", "decide", "combine"]
 
 VERDICTS = ("confirmed", "refuted", "inconclusive")
@@ -257,3 +258,73 @@ def combine(verdicts) -> str:
     if verdicts and all(v == "confirmed" for v in verdicts):
         return "confirmed"
     return "inconclusive"
+
+
+# --------------------------------------------------------------------------
+# rank: how many canonical pairs a minimiser keeps
+# --------------------------------------------------------------------------
+#: Resolution of the rank: a canonical pair whose singular value, in the whitened cross
+#: map of the encoders, is below this fraction of the largest counts as dropped.
+RANK_RTOL = 0.05
+
+
+@dataclass(frozen=True)
+class RankEstimate:
+    r"""The :math:`N \to \infty` limits of :math:`\rho_k = (s_k/s_1)^2`, :math:`k = 2..n_e`
+    (:func:`numerics.fit_statistics.rank_profile`), for the variant and the control.
+
+    ``variant`` and ``control`` are the estimates, ``variant_upper`` the variant's upper
+    bound at the refutation level of the look, ``variant_lower`` its lower bound at the
+    confirmation level, ``control_lower`` the control's lower bound at the refutation level.
+    """
+
+    variant: np.ndarray
+    variant_lower: np.ndarray
+    variant_upper: np.ndarray
+    control: np.ndarray
+    control_lower: np.ndarray
+
+    @property
+    def n_e(self) -> int:
+        return len(self.variant) + 1
+
+    @property
+    def kept(self) -> int:
+        """Pairs the variant keeps, by the estimates (those above :data:`RANK_RTOL`)."""
+        return 1 + int(np.sum(self.variant >= RANK_RTOL**2))
+
+    @property
+    def collapsed(self) -> bool:
+        """The variant drops a pair that CLIP keeps on the same model, with confidence: its
+        :math:`\rho_{n_e}` is below :data:`RANK_RTOL` squared (upper bound) while the control's
+        is above four times that (lower bound: the model can tell)."""
+        return bool(self.variant_upper[-1] < RANK_RTOL**2 <= self.control_lower[-1] / 4)
+
+    @property
+    def full(self) -> bool:
+        """The variant keeps all :math:`n_e` pairs, with confidence (lower bound above the floor)."""
+        return bool(self.variant_lower[-1] > RANK_RTOL**2)
+
+    def to_dict(self) -> dict:
+        return {"kept": self.kept, "n_e": self.n_e, "collapsed": self.collapsed, "full": self.full,
+                "variant_ratio": self.variant.tolist(), "variant_ratio_ci": [self.variant_lower.tolist(),
+                                                                             self.variant_upper.tolist()],
+                "control_ratio": self.control.tolist(), "rank_rtol": RANK_RTOL}
+
+
+def estimate_rank(sizes, variant, control, look: int = 1) -> RankEstimate:
+    r"""Extrapolate :math:`\rho_k` of each replicate's fits in :math:`1/N` (:func:`extrapolate`: a
+    dropped pair's :math:`\rho` is a sampling fluctuation, :math:`O(1/N)`, whose limit is 0) and
+    bound the mean over replicates by Student's t (one-sided; the variant's upper bound and
+    the control's lower bound at :func:`look_level` of :data:`REFUTE_LEVEL`, the variant's
+    lower bound at :data:`CONFIRM_LEVEL`).  ``variant`` and ``control`` have shape
+    ``(R, k, n_e - 1)``."""
+    a_u, _ = extrapolate(sizes, variant)
+    a_c, _ = extrapolate(sizes, control)
+    R = a_u.shape[0]
+    q_r = t_dist.ppf(look_level(REFUTE_LEVEL, look), R - 1)
+    q_c = t_dist.ppf(CONFIRM_LEVEL, R - 1)
+    se_u = a_u.std(axis=0, ddof=1) / math.sqrt(R)
+    se_c = a_c.std(axis=0, ddof=1) / math.sqrt(R)
+    m_u, m_c = a_u.mean(axis=0), a_c.mean(axis=0)
+    return RankEstimate(m_u, m_u - q_c * se_u, m_u + q_r * se_u, m_c, m_c - q_r * se_c)

@@ -65,6 +65,15 @@ that a learnable temperature does not count as a difference.  The flat
 directions of the variant's batch loss are found and named
 (:mod:`numerics.flat`); any that moves the statistic is projected out.
 
+Kinks and stop-gradients.  A fit that stalls at a kink (a clamp, ``max``, a hinge)
+continues by gradient sampling to a Clarke stationarity certificate
+(:mod:`numerics.nonsmooth`); a replicate is set aside only without one, and the note
+says why.  Before the first fit and at it, the loss's gradient is checked against
+central differences of its value (:mod:`numerics.gradient_check`): a user ``grad`` that
+fails is an error; an autograd gradient that fails (a ``detach()``) defines a training
+field, and with ``objective="auto"`` the variant is verified at its stable zero, what
+training reaches (``result.objective == "training-field"``).
+
 Under ``similarity="cosine"`` (no closed form) the control is CLIP with a
 learned logit scale; ``same-minimizers-as-clip`` compares the effective
 :math:`f = m\cos(G_uu, G_vv)` on fixed probe pairs, centred, against the
@@ -96,6 +105,9 @@ from typing import Callable
 
 import numpy as np
 
+from numerics._validation import fail
+from numerics.batch_fit import ValueOnly, check_batch_gradient
+from numerics.encoders import LinearEncoders, nested_sample, population_minimizer
 from numerics.models import GaussianModel, random_gaussian_model
 from numerics.user_loss import ClipControl, UserLoss
 
@@ -161,7 +173,7 @@ def verify_variant(loss: Callable[[np.ndarray], float], *, claim: str, inputs: s
                    margin: float | None = None, budget: float = DEFAULT_BUDGET,
                    direction: str = "both", name: str | None = None, workers: int = 1,
                    scheduler: str | None = None, connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
-                   progress: Callable[[str], None] | None = None) -> VariantVerification:
+                   progress: Callable[[str], None] | None = None, objective: str = "auto") -> VariantVerification:
     r"""Verify ``claim`` for the contrastive loss ``loss`` on Gaussian models.
 
     Parameters
@@ -226,6 +238,14 @@ def verify_variant(loss: Callable[[np.ndarray], float], *, claim: str, inputs: s
         :class:`proofs_checks.parallel.ClusterError` (default 10).
     progress : callable, optional
         Called with one line of text per round and model.
+    objective : {"auto", "value", "training-field"}
+        What the variant's fits solve.  ``"value"``: minimisers of the loss's value (with
+        central differences of the value when the backend's gradient is not its gradient);
+        ``"training-field"``: stable zeros of the field the backend's gradient defines, what
+        training reaches for a loss with stop-gradients (``detach()``);  ``"auto"``: the
+        training field iff the gradient check (:mod:`numerics.gradient_check`, at the start
+        and at the first fit) finds that an autograd backend's gradient is not the value's.
+        ``result.objective`` says which was used.
 
     Returns
     -------
@@ -240,13 +260,14 @@ def verify_variant(loss: Callable[[np.ndarray], float], *, claim: str, inputs: s
         non-number or a non-finite value; a ``loss`` that does not depend on
         ``F`` (a constant loss is rejected, not refuted: no claim about its
         minimisers can be tested); a ``grad`` returning a non-finite array or
-        the wrong shape.
+        the wrong shape, or one that disagrees with the loss's value (the
+        gradient check).
     """
     a = validate(loss=loss, claim=claim, inputs=inputs, similarity=similarity, backend=backend,
                  direction=direction, seed=seed, sizes=sizes, replicates=replicates, margin=margin,
                  budget=budget, n_models=n_models, models=models, name=name, workers=workers,
                  scheduler=scheduler, connect_timeout=connect_timeout, progress=progress,
-                 control_scale=control_scale, grad=grad)
+                 control_scale=control_scale, grad=grad, objective=objective)
     claim, inputs, similarity, direction = a["claim"], a["inputs"], a["similarity"], a["direction"]
     seed, replicates, margin, budget = a["seed"], a["replicates"], a["margin"], a["budget"]
     sizes = list(DEFAULT_SIZES[similarity]) if a["sizes"] is None else a["sizes"]
@@ -266,72 +287,145 @@ def verify_variant(loss: Callable[[np.ndarray], float], *, claim: str, inputs: s
                                           ill_posed)
 
     t0 = time.perf_counter()
-    notes = []
+    head = []
     if claim == "matches-conditionals" and similarity == "dot":
-        notes.append("the bilinear model's conditional covariances are C_vv, C_uu whatever the "
-                     "encoders (MATH.md §4.1): this claim can only hold when K = 0")
+        head.append("the bilinear model's conditional covariances are C_vv, C_uu whatever the "
+                    "encoders (MATH.md §4.1): this claim can only hold when K = 0")
     roles = ", ".join(f"{k}: {v}" for k, v in user.roles.items()) or "none found"
-    notes.append(f"loss of {inputs}, backend {user.backend}; learned: "
-                 f"{', '.join(user.learned) or 'nothing'}; roles of its scalars ({roles})")
-    runs = [ModelRun(k, m, similarity, claim, direction, margin, seed,
-                     np.random.default_rng([seed, k, 104729]), user, control)
-            for k, m in enumerate(models)]
-    plan = {run.k: (list(range(replicates)), list(sizes)) for run in runs}
-    rounds, used, stopped = 0, 0.0, False
+    head.append(f"loss of {inputs}, backend {user.backend}; learned: "
+                f"{', '.join(user.learned) or 'nothing'}; roles of its scalars ({roles})")
+    asked = a["objective"]
+    check = _gradient_check(user, models[0], similarity, sizes[0], seed, None)
+    chosen, head = _chosen_objective(user, asked, check, "at the start", head)
+    setting = dict(models=models, similarity=similarity, claim=claim, direction=direction, margin=margin,
+                   seed=seed, replicates=replicates, sizes=sizes, budget=budget, say=say, t0=t0)
     with executor(a["workers"], a["scheduler"], a["connect_timeout"]) as ex:
-        while plan:
-            rounds += 1
-            tasks = []
-            for run in runs:
-                if run.k not in plan:
-                    continue
-                reps, new_sizes = plan[run.k]
-                for r in reps:
-                    todo = [N for N in (run.sizes if r not in run.states else []) + new_sizes
-                            if N not in run.chains.get(r, {})]
-                    tasks.append(run.task(similarity, seed, r, sorted(set(todo)), probe=(rounds == 1 and r == 0)))
-                run.sizes = sorted(set(run.sizes) | set(new_sizes))
-            for task, (records, state) in zip(tasks, ex.map(run_chain, tasks)):
-                runs[task.k].add(task.r, records, state)
-                for rec in records:
-                    if not rec.converged:
-                        notes.append(f"{task.model.label}, replicate {task.r}, N={rec.N}: the "
-                                     "variant's fit did not reach a stationary point (moved "
-                                     f"{rec.moved:.3g} from its start)")
-            tested, plan = set(plan), {}
-            for run in runs:
-                if run.k not in tested:
-                    continue  # decided earlier, no new data: its verdict stands
-                if rounds == 1:
-                    run.find_flat(seed)
-                run.looks += 1
-                run.verdict = v = run.result(run.looks)
-                say(f"round {rounds}, model {run.k + 1}/{len(runs)} ({run.model.label}): "
-                    f"{v.verdict}, delta = {v.estimate.delta:.3g} "
-                    f"[{v.estimate.lower:.3g}, {v.estimate.upper:.3g}], margin {v.margin:.3g}, "
-                    f"N <= {v.sizes[-1]}, {v.differences.shape[0]} replicates, "
-                    f"{time.perf_counter() - t0:.1f} s")
-                if v.verdict != "inconclusive":
-                    continue  # a drifting model is never confirmed, but more data may refute it
-                more = next_data(len(run.chains), v.sizes[-1])
-                if more is not None:
-                    plan[run.k] = more
-            if plan:
-                cost = sum(round_cost(runs[k].sizes, reps, new, runs[k].fam.size, not user.has_gradient(),
-                                      user.backend != "numpy") for k, (reps, new) in plan.items())
-                if used + cost > budget:
-                    notes.append(f"stopped after round {rounds}: the next round (about {cost:.0f} s "
-                                 f"nominal) would overrun the budget of {budget:g} s")
-                    plan, stopped = {}, True
-                else:
-                    used += cost
+        runs, rounds, stopped, notes, redo = _rounds(ex, user, control, chosen, asked, setting)
+        if redo is not None:  # the gradient check failed at the fit: what training reaches instead
+            chosen, head = _chosen_objective(user, asked, redo, "at the first fit", head)
+            runs, rounds, stopped, notes, _ = _rounds(ex, user, control, chosen, asked, setting)
     verdicts = [run.verdict for run in runs]
-    notes += _model_notes(claim, models, verdicts, user)
-    gradient, interface = _described(user)
+    notes = head + notes + _model_notes(claim, models, verdicts, user, runs)
+    gradient, interface = _described(_fitted(user, chosen))
     return VariantVerification(claim, similarity, direction, seed, label, gradient,
                                _margin_text(claim, margin),
                                float(budget), verdicts, time.perf_counter() - t0, rounds, notes, interface,
-                               stopped_by_budget=stopped)
+                               stopped_by_budget=stopped,
+                               objective="training-field" if chosen == "training-field" else "value")
+
+
+def _fitted(user, chosen):
+    """The loss as the variant's fits see it: a loss fitted by its value whose backend
+    gradient is not the value's is differenced (:class:`numerics.batch_fit.ValueOnly`)."""
+    return ValueOnly(user) if chosen == "value-differenced" else user
+
+
+def _gradient_check(user, model, similarity, N, seed, x):
+    """The gradient check (:func:`numerics.batch_fit.check_batch_gradient`) of the loss on
+    model ``model``'s first batch of replicate 0, at CLIP's population minimiser (the start
+    of every fit) when ``x`` is None, else at ``x``; None for a loss without a gradient."""
+    if not user.has_gradient():
+        return None
+    fam = LinearEncoders(model, similarity)
+    U, V = nested_sample(model, (seed, 0, 0), N)
+    points = [population_minimizer(fam, np.random.default_rng([seed, 0, 104729]))] if x is None else [x]
+    return check_batch_gradient(fam, U, V, points, user, np.random.default_rng([seed, 65537]))
+
+
+def _chosen_objective(user, asked, check, where, head):
+    """``(objective, notes)``: what the fits solve, given the gradient check ``check`` made
+    ``where``: "value", "value-differenced" (the value, by central differences, when the
+    backend's gradient is not its gradient) or "training-field".  A user ``grad`` that
+    disagrees with the value is an error naming ``grad``."""
+    if check is None or check.passed:
+        if check is not None and where == "at the start":
+            head = head + [f"gradient check {where}: the {_grad_kind(user)} agrees with the value's central "
+                           f"differences ({check.describe()})"]
+        return ("training-field" if asked == "training-field" else "value"), head
+    if user.backend == "numpy":
+        raise fail("grad", user.grad, f"a gradient of the loss's value: {where}, along a random direction, "
+                                      f"it disagrees with the value's central differences ({check.describe()})")
+    chosen = "value-differenced" if asked == "value" else "training-field"
+    what = ("the variant is fitted to the value's minimisers by central differences of the value"
+            if chosen == "value-differenced" else
+            "the variant is fitted to the stable zero of that training field (what training reaches)")
+    note = (f"gradient check {where}: the {_grad_kind(user)} is not the gradient of the loss's value "
+            f"(a stop-gradient, detach(), in the loss?): {check.describe()}; {what}")
+    return chosen, head + [note]
+
+
+def _grad_kind(user):
+    return "user grad" if user.backend == "numpy" else f"{user.backend} autograd gradient"
+
+
+def _rounds(ex, user, control, chosen, asked, st):
+    """Run the rounds until every model is decided or the budget is spent: ``(runs, rounds,
+    stopped, notes, redo)``; ``redo`` is the failed gradient check at the first fit when the
+    objective must change (``asked="auto"``, an autograd loss fitted by its value), else None."""
+    fit_loss = _fitted(user, chosen)
+    objective = "training-field" if chosen == "training-field" else "value"
+    runs = [ModelRun(k, m, st["similarity"], st["claim"], st["direction"], st["margin"], st["seed"],
+                     np.random.default_rng([st["seed"], k, 104729]), fit_loss, control)
+            for k, m in enumerate(st["models"])]
+    for run in runs:
+        run.objective = objective
+    seed, budget, say, t0 = st["seed"], st["budget"], st["say"], st["t0"]
+    plan = {run.k: (list(range(st["replicates"])), list(st["sizes"])) for run in runs}
+    rounds, used, stopped, notes = 0, 0.0, False, []
+    while plan:
+        rounds += 1
+        tasks = []
+        for run in runs:
+            if run.k not in plan:
+                continue
+            reps, new_sizes = plan[run.k]
+            for r in reps:
+                todo = [N for N in (run.sizes if r not in run.states else []) + new_sizes
+                        if N not in run.chains.get(r, {})]
+                tasks.append(run.task(st["similarity"], seed, r, sorted(set(todo)), probe=(rounds == 1 and r == 0)))
+            run.sizes = sorted(set(run.sizes) | set(new_sizes))
+        for task, (records, state) in zip(tasks, ex.map(run_chain, tasks)):
+            runs[task.k].add(task.r, records, state)
+            for rec in records:
+                if not rec.converged:
+                    notes.append(f"{task.model.label}, replicate {task.r}, N={rec.N}: the "
+                                 f"variant's fit did not reach a stationary point ({rec.cause or 'not certified'}; "
+                                 f"moved {rec.moved:.3g} from its start)")
+        if rounds == 1 and user.has_gradient() and fit_loss is user and 0 in runs[0].chains:
+            first = runs[0].chains[0][min(runs[0].chains[0])]
+            check = _gradient_check(user, runs[0].model, st["similarity"], first.N, seed, first.x_u)
+            if not check.passed and (user.backend == "numpy" or (asked == "auto" and objective == "value")):
+                return runs, rounds, stopped, notes, check
+            notes.append(f"gradient check at the first fit: {'agrees' if check.passed else 'disagrees'} "
+                         f"({check.describe()})")
+        tested, plan = set(plan), {}
+        for run in runs:
+            if run.k not in tested:
+                continue  # decided earlier, no new data: its verdict stands
+            if rounds == 1:
+                run.find_flat(seed)
+            run.looks += 1
+            run.verdict = v = run.result(run.looks)
+            say(f"round {rounds}, model {run.k + 1}/{len(runs)} ({run.model.label}): "
+                f"{v.verdict}, delta = {v.estimate.delta:.3g} "
+                f"[{v.estimate.lower:.3g}, {v.estimate.upper:.3g}], margin {v.margin:.3g}, "
+                f"N <= {v.sizes[-1]}, {v.differences.shape[0]} replicates, "
+                f"{time.perf_counter() - t0:.1f} s")
+            if v.verdict != "inconclusive":
+                continue  # a drifting model is never confirmed, but more data may refute it
+            more = next_data(len(run.chains), v.sizes[-1])
+            if more is not None:
+                plan[run.k] = more
+        if plan:
+            cost = sum(round_cost(runs[k].sizes, reps, new, runs[k].fam.size + fit_loss.size,
+                                  not fit_loss.has_gradient(), user.backend) for k, (reps, new) in plan.items())
+            if used + cost > budget:
+                notes.append(f"stopped after round {rounds}: the next round (about {cost:.0f} s "
+                             f"nominal) would overrun the budget of {budget:g} s")
+                plan, stopped = {}, True
+            else:
+                used += cost
+    return runs, rounds, stopped, notes, None
 
 
 def _ill_posed(user, claim, similarity, seed) -> str | None:
@@ -343,6 +437,13 @@ def _ill_posed(user, claim, similarity, seed) -> str | None:
     where the question is well posed."""
     if claim == "same-subspace-as-clip":
         return None  # projectors do not see the encoders' norms
+    if user.standardises_features(similarity, np.random.default_rng([seed, 27183])):
+        if claim == "same-minimizers-as-clip" and similarity == "dot":
+            return None  # compared modulo each feature's scale (numerics.fit_statistics.feature_quotient)
+        return ("the loss standardises each feature over the batch (it sees neither the encoders' norms nor "
+                "any feature's scale), so its minimisers run along those scales and the claim's statistic "
+                "moves with them: ask 'same-subspace-as-clip' (the subspace and the rank), or "
+                "'same-minimizers-as-clip' under dot similarity, which is compared modulo each feature's scale")
     blind = user.scale_invariances(similarity, np.random.default_rng([seed, 27182]))
     if not blind:
         return None
@@ -368,29 +469,60 @@ def _inconclusive_without_fits(claim, similarity, direction, seed, label, user, 
                                float(budget), [], 0.0, 0, [], interface, advice=advice)
 
 
-def _model_notes(claim, models, verdicts, user) -> list:
-    """The notes on each model's verdict: flat directions, set-aside replicates, drift."""
+def _model_notes(claim, models, verdicts, user, runs=()) -> list:
+    """The notes on each model's verdict: flat directions, set-aside replicates (with the
+    causes of their fits' failures, :attr:`numerics.batch_fit.PairedFit.cause`), drift."""
     notes = []
+    causes = {run.model.label: _cause_counts(run) for run in runs}
     if claim == "same-subspace-as-clip":
         full = [m.label for m in models if m.n_e >= min(m.n_u, m.n_v)]
         if full:
-            notes.append(f"{', '.join(full)}: n_e = min(n_u, n_v), so the subspace is the whole space "
-                         "and the claim holds trivially there; only models with n_e < n test it")
+            notes.append(f"{', '.join(full)}: n_e = min(n_u, n_v), so the projectors are the identity whatever "
+                         "the fit: the rank decides there (the claim needs all n_e canonical pairs kept)")
+    by_feature = [run.model.label for run in runs if getattr(run, "by_feature", False)]
+    if by_feature:
+        notes.append(f"{'; '.join(by_feature)}: the loss standardises each feature over the batch: its bilinear "
+                     "invariant is compared modulo each feature's scale")
     for v in verdicts:
+        if v.rank is not None and (v.rank.collapsed or not v.rank.full):
+            r = v.rank
+            notes.append(f"{v.label}: the variant's minimiser keeps {r.kept} of {r.n_e} canonical pairs "
+                         f"((s_{r.n_e}/s_1)^2 = {r.variant[-1]:.2g} [{r.variant_lower[-1]:.2g}, "
+                         f"{r.variant_upper[-1]:.2g}], CLIP's {r.control[-1]:.2g})"
+                         + ("; a collapse: it cannot span the top-n_e subspace" if r.collapsed else ""))
+        if v.scale_factor is not None:
+            notes.append(f"{v.label}: {', '.join(user.unidentified_scale)} rescales the logits in a parametrisation "
+                         f"known up to a constant: compared modulo a common factor (fitted {v.scale_factor:.3g}); "
+                         "a variant that only rescales CLIP's similarity passes this comparison")
         # The family's own invariances are flat for every loss; they are worth a note when the
         # loss has scalars that may trade against them, or when one moves the statistic.
         if v.flat.count and (user.size or v.flat.moving):
             notes.append(f"{v.label}: {v.flat.count} flat direction(s) of the variant's loss at its fit: "
                          + "; ".join(v.flat.names) + (
                              "; they leave the statistic unchanged" if not v.flat.moving else
-                             f"; {v.flat.moving[0]} move the statistic: compared modulo them"))
+                             f"; {v.flat.moving[0]} move the statistic: compared modulo them to first order, "
+                             "so a difference is never refuted on them"))
         if v.set_aside:
             total = v.differences.shape[0] + (v.set_aside if v.usable else 0)
+            why = causes.get(v.label) or "its finite-batch loss may be unbounded below there"
             notes.append(f"{v.label}: {v.set_aside} of {total} replicates set aside: the variant's fit "
-                         "found no stationary point on one of their batches (its finite-batch loss "
-                         "may be unbounded below there)" + ("" if v.usable else "; too many to decide"))
+                         f"found no stationary point on one of their batches ({why})"
+                         + ("" if v.usable else "; too many to decide"))
         if v.drifting:
+            ratio = v.estimate.drift_ratio
+            size = f"{ratio:.0%} of its size" if ratio < 10 else "more than 10 times its size"
             notes.append(f"{v.label}: no N-independent limit: the variant's statistic still moves by "
-                         f"{v.estimate.drift:.3g} ({v.estimate.drift_ratio:.0%} of its size, margin "
+                         f"{v.estimate.drift:.3g} ({size}, margin "
                          f"{v.margin:.3g}) at N = {v.sizes[-1]}, like 1/N; it is never confirmed")
     return notes
+
+
+def _cause_counts(run) -> str:
+    """Why the model's uncertified fits have no certificate, counted: "kink not resolved: 2, ..."."""
+    counts = {}
+    for chain in run.chains.values():
+        for rec in chain.values():
+            if not rec.converged:
+                key = getattr(rec, "cause", None) or "not certified"
+                counts[key] = counts.get(key, 0) + 1
+    return ", ".join(f"{k}: {n} fit(s)" for k, n in sorted(counts.items()))

@@ -20,7 +20,7 @@ from numerics.user_loss import INPUTS
 from .claims import CLAIMS, DIRECTIONS
 from .verdict import DEFAULT_RELATIVE_MARGIN
 
-__all__ = ["CLAIMS", "DIRECTIONS", "INPUTS", "SIMILARITIES", "SIMILARITY_NAMES", "BACKEND_NAMES",
+__all__ = ["CLAIMS", "DIRECTIONS", "INPUTS", "SIMILARITIES", "SIMILARITY_NAMES", "BACKEND_NAMES", "OBJECTIVE_NAMES",
            "as_seconds", "as_seed", "as_sizes", "as_margin", "as_models", "as_callable_or_none",
            "as_control_scale", "as_name", "VALIDATORS", "validate"]
 
@@ -31,6 +31,10 @@ SIMILARITIES = infonce.SIMILARITIES
 SIMILARITY_NAMES = SIMILARITIES + tuple(infonce.SIMILARITY_SYNONYMS)
 #: Every name ``backend=`` accepts.
 BACKEND_NAMES = ("auto",) + BACKENDS
+#: What the variant's fits solve: ``"value"`` (the loss's minimisers), ``"training-field"``
+#: (stable zeros of its backend's gradient, for stop-gradients), ``"auto"`` (the training
+#: field iff an autograd gradient fails the gradient check).
+OBJECTIVE_NAMES = ("auto", "value", "training-field")
 
 
 def _is_real(x) -> bool:
@@ -131,6 +135,7 @@ VALIDATORS = {
     "grad": lambda v: as_callable_or_none(v, "grad", "a callable grad(F) -> dL/dF"),
     "scheduler": lambda v: _scheduler(v),
     "sizes": lambda v: None if v is None else as_sizes(v),
+    "objective": lambda v: as_choice(v, OBJECTIVE_NAMES, "objective"),
 }
 
 

@@ -5,7 +5,9 @@ a class is instantiated with no arguments (``open_clip.loss:ClipLoss``).
 ``--inputs embeddings`` passes the two encoder outputs instead of the logit
 matrix, ``--param NAME=VALUE`` the loss's own scalars (``--learn NAME`` those
 learned with the encoders; default all), ``--backend torch|jax`` the framework
-(auto-detected by default).
+(auto-detected by default), ``--objective value|training-field`` what the
+variant's fits solve (default ``auto``: the training field iff the autograd
+gradient is not the value's, as with a ``detach()`` in the loss).
 
 Exit codes: 0 the claim is confirmed, 1 refuted, 3 inconclusive, and 2 for
 everything that is not a verdict — a usage or loading error (bad path, missing
@@ -63,7 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
     """The parser of ``python -m proofs_checks verify``."""
     from .parallel import DEFAULT_CONNECT_TIMEOUT
     from .schedule import DEFAULT_BUDGET, DEFAULT_REPLICATES
-    from .verify_args import BACKEND_NAMES, CLAIMS, DIRECTIONS, INPUTS, SIMILARITY_NAMES
+    from .verify_args import BACKEND_NAMES, CLAIMS, DIRECTIONS, INPUTS, OBJECTIVE_NAMES, SIMILARITY_NAMES
 
     p = _Parser(
         prog="python -m proofs_checks verify",
@@ -87,6 +89,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--similarity", default="dot", choices=SIMILARITY_NAMES,
                    help="logit family (bilinear is a synonym of dot)")
     p.add_argument("--backend", default="auto", choices=BACKEND_NAMES)
+    p.add_argument("--objective", default="auto", choices=OBJECTIVE_NAMES,
+                   help="what the variant's fits solve: the loss's value, or the training field its "
+                        "autograd gradient defines (stop-gradients); auto: the field iff the gradient "
+                        "check fails (default auto)")
     p.add_argument("--grad", metavar="NAME",
                    help="name of a gradient function F -> dL/dF next to the target")
     p.add_argument("--direction", default="both", choices=DIRECTIONS,
@@ -214,7 +220,8 @@ def _main(argv):
     common = dict(similarity=args.similarity, seed=args.seed, inputs=args.inputs,
                   params=dict(args.param) or None, learn=args.learn, backend=args.backend, grad=grad,
                   sizes=args.sizes, replicates=args.replicates, name=args.target, workers=args.workers,
-                  scheduler=args.scheduler, connect_timeout=args.connect_timeout, progress=progress)
+                  scheduler=args.scheduler, connect_timeout=args.connect_timeout, progress=progress,
+                  objective=args.objective)
     from .verify import verify_variant
 
     try:
@@ -223,6 +230,9 @@ def _main(argv):
     except (InvalidInputError, ImportError, ClusterError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_ERROR
+    rest = list(argv)
+    rest.remove(args.target)
+    result.command = [args.target] + rest  # the summary's pointer to the fingerprint repeats the loss's options
     print(result.summary())
     try:
         if json_path is not None:

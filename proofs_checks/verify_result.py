@@ -5,6 +5,7 @@ renders them)."""
 from __future__ import annotations
 
 import math
+import shlex
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -12,9 +13,13 @@ import numpy as np
 from numerics.flat import FlatDirections
 
 from . import report
-from .verdict import DeltaEstimate, combine
+from .verdict import DeltaEstimate, RankEstimate, combine
 
 __all__ = ["EXIT_CODES", "REASONS", "ModelVerdict", "VariantVerification"]
+
+#: Options of ``verify`` that describe the loss (the ``fingerprint`` command takes them too);
+#: the others belong to the claim or the run, and a fingerprint drops them.
+_LOSS_OPTIONS = ("--inputs", "--param", "--learn", "--similarity", "--backend", "--grad", "--seed", "--quiet")
 
 #: Process exit code of each verdict (``python -m proofs_checks verify``).  Exit 1 means
 #: REFUTED and nothing else: usage, loading and infrastructure errors exit 2.
@@ -28,6 +33,9 @@ REASONS = {
     "drifting": "the variant's statistic still moves with N beyond the margin: no N-independent limit",
     "budget": "the next adaptive round would overrun the time budget",
     "schedule-exhausted": "the largest batch and the most replicates the schedule allows did not decide",
+    "unidentified-scale": "a flat direction of the variant's loss moves the claim's statistic and no "
+                          "scalar role explains it: compared to first order only, a difference is "
+                          "never refuted on it",
 }
 
 
@@ -66,6 +74,18 @@ class ModelVerdict:
     usable : bool
         Whether enough replicates were kept to decide (at least two, and at least half):
         when not, ``differences`` holds every replicate and the verdict is inconclusive.
+    scale_factor : float or None
+        For a loss whose logit multiplier is known up to a constant (a reparametrised
+        scale), the constant fitted to compare on the quotient
+        (:func:`numerics.fit_statistics.common_factor`); None otherwise.
+    unidentified : bool
+        A flat direction still moves the statistic (no scalar role explains it): the
+        verdict is never REFUTED then.
+    rank : RankEstimate or None
+        For ``same-subspace-as-clip`` with :math:`n_e \ge 2`: how many canonical pairs the
+        variant's minimiser keeps (:func:`proofs_checks.verdict.estimate_rank`); a confident
+        collapse refutes the claim, and where :math:`n_e = \min(n_u, n_v)` only a confident
+        full rank confirms it.
     flat : FlatDirections
         Flat directions of the variant's batch loss at its first fit
         (:mod:`numerics.flat`); the differences are compared modulo the
@@ -93,6 +113,9 @@ class ModelVerdict:
     set_aside: int = 0
     flat: FlatDirections = field(default_factory=FlatDirections)
     usable: bool = True
+    scale_factor: float | None = None
+    unidentified: bool = False
+    rank: RankEstimate | None = None
 
     @property
     def passed(self) -> bool:
@@ -128,6 +151,8 @@ class ModelVerdict:
             "relative_delta": e.delta * rel, "relative_delta_ci": [e.lower * rel, e.upper * rel],
             "drift_at_n_max": e.drift, "n_to_decide": self.n_to_decide,
             "replicates_set_aside": self.set_aside, "fits_usable": self.usable,
+            "scale_factor": self.scale_factor, "unidentified_flat": self.unidentified,
+            "rank": None if self.rank is None else self.rank.to_dict(),
             "flat_directions": {"count": self.flat.count, "names": list(self.flat.names),
                                 "moving_the_statistic": list(self.flat.moving)},
             "target_norm": self.target_norm, "control_gap": self.control_gap,
@@ -149,7 +174,10 @@ class VariantVerification:
     figure per model and ``write_report(dir)`` a folder with ``report.md``,
     ``result.json`` and PNG figures.  ``reason`` (also ``to_dict()["reason"]``) is
     None for a decided verdict, else why it is inconclusive (:data:`REASONS`);
-    ``advice`` says what to run instead, when something can be said.
+    ``advice`` says what to run instead, when something can be said.  ``objective``
+    (also ``to_dict()["objective"]``) is what the variant's fits solved: ``"value"``
+    (minimisers of the loss's value) or ``"training-field"`` (stable zeros of the field
+    its backend's gradient defines, for a loss with stop-gradients).
     """
 
     claim: str
@@ -167,6 +195,31 @@ class VariantVerification:
     interface: dict = field(default_factory=dict)
     stopped_by_budget: bool = False
     advice: str | None = None
+    objective: str = "value"
+    command: list | None = None   # the CLI's arguments after "verify" (target first), when the CLI made it
+
+    @property
+    def fingerprint_hint(self) -> str | None:
+        """The call that shows what a refuted loss learns instead (its spectral fingerprint,
+        :func:`proofs_checks.fingerprint`): the CLI line when the CLI made this result (with
+        the loss's options, without the claim's), else the Python call; None under cosine
+        similarity, which has no canonical map."""
+        if self.similarity == "cosine":
+            return None
+        if self.command is not None:
+            args, keep = list(self.command[:1]), True
+            for a in self.command[1:]:
+                if a.startswith("--"):
+                    keep = a.split("=", 1)[0] in _LOSS_OPTIONS
+                if keep:
+                    args.append(a)
+            return shlex.join(["python", "-m", "proofs_checks", "fingerprint"] + args)
+        i = self.interface
+        opts = [f"inputs={i['inputs']!r}"] if i.get("inputs", "logits") != "logits" else []
+        if i.get("params"):
+            opts.append(f"params={i['params']!r}")
+        opts += [f"similarity={self.similarity!r}", f"seed={self.seed}"]
+        return f"proofs_checks.fingerprint({self.loss_name}, {', '.join(opts)})"
 
     @property
     def verdict(self) -> str:
@@ -182,6 +235,8 @@ class VariantVerification:
         open_ = [m for m in self.models if m.verdict == "inconclusive"]
         if any(not m.usable for m in open_):
             return "no-stationary-point"
+        if any(m.unidentified and m.estimate.lower > 0 for m in open_):  # a refutation withheld
+            return "unidentified-scale"
         if any(m.drifting for m in open_):
             return "drifting"
         return "budget" if self.stopped_by_budget else "schedule-exhausted"
@@ -208,6 +263,7 @@ class VariantVerification:
             "seed": self.seed, "loss": self.loss_name, "gradient": self.gradient,
             "margin": self.margin, "budget": self.budget, "rounds": self.rounds,
             "verdict": self.verdict, "passed": self.passed, "reason": self.reason, "advice": self.advice,
+            "objective": self.objective,
             "models": [m.to_dict() for m in self.models], "notes": list(self.notes),
             **self.interface,
         }

@@ -361,3 +361,69 @@ def test_effective_parameters_l2_refuses_a_negative_multiplier_by_name_and_takes
     dot = LinearEncoders(fam.model, "dot")
     np.testing.assert_allclose(dot.invariant(fs.effective_parameters(dot, x, -2.0)), -2.0 * dot.invariant(x),
                                rtol=1e-12, atol=1e-13)
+
+
+# --------------------------------------------------------------------------
+# rank_profile
+# --------------------------------------------------------------------------
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_rank_profile_of_encoders_on_distinct_canonical_pairs_is_one(seed):
+    """Encoders whose features are distinct canonical directions (scaled anyhow) have unit
+    whitened features on orthonormal directions: every ratio is 1."""
+    m = _model(seed, n_u=4, n_v=3, n_e=3)
+    fam = LinearEncoders(m, "dot")
+    Ru, Rv, Riu, Riv = _roots(m)
+    U, _, Vt = np.linalg.svd(_whitened_K(m))
+    rng = np.random.default_rng(seed)
+    G_u = np.diag(rng.uniform(0.5, 3, 3)) @ (Riu @ U[:, :3]).T   # Ru G_u^T = U_3 diag(d)
+    G_v = np.diag(rng.uniform(0.5, 3, 3)) @ (Riv @ Vt.T[:, :3]).T
+    assert np.allclose(fs.rank_profile(fam, fam.pack(G_u, G_v)), 1.0, atol=TOL)
+
+
+def test_rank_profile_ignores_feature_scales_and_sees_a_collapse():
+    m = _model(3, n_u=3, n_v=3, n_e=2)
+    fam = LinearEncoders(m, "dot")
+    rng = np.random.default_rng(3)
+    G_u, G_v = rng.standard_normal((2, 3)), rng.standard_normal((2, 3))
+    base = fs.rank_profile(fam, fam.pack(G_u, G_v))
+    assert 0 < base[0] < 1
+    # each feature's positive scale, on either side (a batch-standardised loss's invariance)
+    scaled = fam.pack(np.diag([3.0, 0.2]) @ G_u, np.diag([0.5, 7.0]) @ G_v)
+    assert np.allclose(fs.rank_profile(fam, scaled), base, rtol=1e-10)
+    # both features on the same direction: a zero, up to rounding of an O(1) SVD
+    collapsed = fam.pack(np.outer([1.0, 2.0], G_u[0]), G_v)
+    assert fs.rank_profile(fam, collapsed)[0] < 1e-28
+
+
+# --------------------------------------------------------------------------
+# feature_quotient
+# --------------------------------------------------------------------------
+def test_feature_quotient_is_exact_on_the_orbit_and_a_projection_off_it():
+    m = _model(4, n_u=3, n_v=3, n_e=2)
+    fam = LinearEncoders(m, "dot")
+    rng = np.random.default_rng(4)
+    G_u, G_v = rng.standard_normal((2, 3)), rng.standard_normal((2, 3))
+    Ru, Rv, _, _ = _roots(m)
+    a, b = Ru @ G_u.T, Rv @ G_v.T
+    # on the orbit: each feature rescaled (positive products) is recovered exactly
+    t = np.array([2.5, 0.3])
+    on = sum(t[k] * np.outer(a[:, k], b[:, k]) for k in range(2)).ravel()
+    assert np.allclose(fs.feature_quotient(fam, fam.pack(G_u, G_v), on), on, atol=TOL)
+    # the statistic does not depend on the features' scales
+    scaled = fam.pack(np.diag([4.0, 0.1]) @ G_u, np.diag([0.7, 3.0]) @ G_v)
+    off = rng.standard_normal(9)
+    assert np.allclose(fs.feature_quotient(fam, scaled, off), fs.feature_quotient(fam, fam.pack(G_u, G_v), off),
+                       atol=TOL)
+    # off the orbit: the closest point of the cone {sum t_k a_k b_k^T, t >= 0}, checked by the
+    # optimality conditions of the non-negative least squares (independent of scipy's nnls)
+    p = fs.feature_quotient(fam, fam.pack(G_u, G_v), off)
+    M = np.stack([np.outer(a[:, k], b[:, k]).ravel() for k in range(2)], axis=1)
+    tk = np.linalg.lstsq(M, p, rcond=None)[0]
+    g = M.T @ (p - off)
+    assert np.all(tk >= -TOL) and np.all(g >= -1e-9) and np.allclose(tk * g, 0, atol=1e-9)
+
+
+def test_feature_quotient_is_for_the_bilinear_family_only():
+    fam = LinearEncoders(_model(5), "l2")
+    with pytest.raises(Exception, match="similarity"):
+        fs.feature_quotient(fam, np.zeros(fam.size), np.zeros(9))

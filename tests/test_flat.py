@@ -431,10 +431,6 @@ def test_project_out_ignores_a_direction_below_1e_8_of_the_largest():
     np.testing.assert_allclose(out @ w, D @ w, atol=1e-12)
 
 
-@pytest.mark.xfail(strict=True, reason="library bug: the moving test is relative to |s0| but the count in "
-                                       "`moving` uses _rank's absolute floor (1e-6 x max(1, s_max)): a "
-                                       "derivative of 1e-6 or less that moves a small statistic is returned "
-                                       "as a tangent and reported as '0 of the 1 flat dimension(s)'")
 def test_a_small_statistic_moved_by_a_small_derivative_is_counted():
     fam = LinearEncoders(_model(16), "dot")
     x, fun = _flat_along_e0(fam)

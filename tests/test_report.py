@@ -116,7 +116,11 @@ def test_variant_summary_head(verdicts, head):
     assert lines[1] == "  seed 0, gradient: user, 2 round(s), 12.3 s (adaptive budget 60 s)"
     assert [line.split("]")[0].strip() + "]" for line in lines[3:3 + len(verdicts)]] == \
         [f"[{v}]" for v in verdicts]
-    assert lines[-1] == "  note: first note"
+    assert lines[3 + len(verdicts)] == "  note: first note"
+    if "refuted" in verdicts:  # the last line says what to run to see what the loss learns instead
+        assert lines[-1].startswith("  what it learns instead: proofs_checks.fingerprint(toy_loss")
+    else:
+        assert lines[-1] == "  note: first note"
 
 
 def test_variant_summary_without_fits_gives_the_reason_and_the_advice():
@@ -182,3 +186,51 @@ def test_write_variant_report(tmp_path, monkeypatch):
     calls = []
     monkeypatch.setattr(report, "write_variant_report", lambda r, d: calls.append((r, d)) or "done")
     assert res.write_report("somewhere") == "done" and calls == [(res, "somewhere")]
+
+
+def test_notes_are_aggregated_one_line_per_cause():
+    fit = "{}, replicate {}, N={}: the variant's fit did not reach a stationary point ({}; moved {} from its start)"
+    notes = ["loss of logits, backend numpy"]
+    notes += [fit.format("A", r, N, "unbounded direction", 1.5 * r + N) for r in range(8) for N in (64, 128)]
+    notes += [fit.format("B", 3, 64, "kink not resolved", 0.2)]
+    notes += ["A: 2 flat direction(s) x", "B: 2 flat direction(s) x", "C: 2 flat direction(s) x", "B: set aside"]
+    out = report.aggregate_notes(notes, ["A", "B", "C"])
+    assert out == [
+        "loss of logits, backend numpy",
+        "the variant's fit did not reach a stationary point (unbounded direction): 16 fit(s) on 1 model(s) (A)",
+        "the variant's fit did not reach a stationary point (kink not resolved): 1 fit(s) on 1 model(s) (B)",
+        "3 models: 2 flat direction(s) x",
+        "B: set aside",
+    ]
+
+
+def test_summary_has_few_lines_and_the_json_every_note():
+    res = variant(["inconclusive"] * 3)
+    res.notes = [f"{m.label}, replicate {r}, N={N}: cause {r % 2}" for m in res.models
+                 for r in range(32) for N in (64, 128, 256)] + [f"other note {i}" for i in range(20)]
+    lines = res.summary().splitlines()
+    assert len(lines) <= 3 + len(res.models) + report.MAX_SUMMARY_NOTES
+    assert "every note is in to_dict()['notes']" in lines[-1]
+    assert len(res.to_dict()["notes"]) == 3 * 32 * 3 + 20
+
+
+def test_a_refuted_summary_ends_with_the_fingerprint_command():
+    res = variant(["refuted", "confirmed"])
+    res.command = ["open_clip.loss:SigLipLoss", "--claim", "same-minimizers-as-clip", "--inputs", "embeddings",
+                   "--param", "logit_scale=10", "--param", "logit_bias=-10", "--learn", "logit_scale",
+                   "--sizes", "64", "128", "--seed", "2", "--json=out.json", "--similarity", "l2", "--quiet"]
+    last = res.summary().splitlines()[-1]
+    # the loss's options kept (every value of --learn), the claim's and the run's dropped
+    assert last == ("  what it learns instead: python -m proofs_checks fingerprint open_clip.loss:SigLipLoss "
+                    "--inputs embeddings --param logit_scale=10 --param logit_bias=-10 --learn logit_scale "
+                    "--seed 2 --similarity l2 --quiet")
+    # and the command parses: the fingerprint's own parser accepts every option kept
+    from proofs_checks.fingerprint_cli import build_parser
+    build_parser().parse_args(last.split("fingerprint ", 1)[1].split())
+    # cosine similarity has no canonical map: no pointer
+    res.similarity = "cosine"
+    assert "what it learns" not in res.summary()
+    res.similarity = "dot"
+    res.command = None
+    assert res.summary().splitlines()[-1].startswith("  what it learns instead: proofs_checks.fingerprint(")
+    assert "what it learns" not in variant(["confirmed"]).summary()

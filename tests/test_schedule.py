@@ -11,7 +11,7 @@ def test_constants_are_consistent():
     assert schedule.DEFAULT_REPLICATES < MAX_REPLICATES
     for sizes in schedule.DEFAULT_SIZES.values():
         assert list(sizes) == sorted(set(sizes)) and len(sizes) >= 2 and sizes[-1] < MAX_SIZE
-    assert schedule.AUTOGRAD_RATE < schedule.NOMINAL_RATE  # autograd calls cost more per unit
+    assert set(schedule.RATES) == {"numpy", "numpy-fd", "torch", "jax"} and min(schedule.RATES.values()) > 0
 
 
 def test_replicates_double_first():
@@ -53,26 +53,30 @@ def test_a_whole_schedule_from_the_defaults():
 
 def test_round_cost_new_replicates_at_every_size_so_far():
     # 8 new replicates at 64, 128, 256 (a duplicate size counts once), control + variant
-    # with a gradient: 8 * (64^2 + 128^2 + 256^2) * 2 / 1.2e6 = 8 * 86016 * 2 / 1.2e6
+    # with a gradient: 8 * (64^2 + 128^2 + 256^2) * 2 / rate = 8 * 86016 * 2 / 3.6e6
     cost = round_cost([64, 128, 256, 128], list(range(8, 16)), [], n_params=6,
-                      finite_differences=False, autograd=False)
-    assert cost == pytest.approx(8 * 86016 * 2 / 1.2e6, rel=1e-14)
-    assert schedule.NOMINAL_RATE == 1.2e6
+                      finite_differences=False, backend="numpy")
+    assert cost == pytest.approx(8 * 86016 * 2 / 3.6e6, rel=1e-14)
+    assert schedule.RATES["numpy"] == 3.6e6
 
 
 def test_round_cost_a_new_size_for_every_replicate():
     # 32 replicates at N = 512 only
-    cost = round_cost([64, 128, 256], list(range(32)), [512], n_params=6, finite_differences=False,
-                      autograd=False)
-    assert cost == pytest.approx(32 * 512**2 * 2 / 1.2e6, rel=1e-14)
+    cost = round_cost([64, 128, 256], list(range(32)), [512], n_params=6, finite_differences=False)
+    assert cost == pytest.approx(32 * 512**2 * 2 / 3.6e6, rel=1e-14)
 
 
-def test_round_cost_finite_differences_and_autograd():
+@pytest.mark.parametrize("backend, fd, rate", [("numpy", True, 3.5e6), ("torch", False, 5.8e6),
+                                               ("jax", False, 2.7e6), ("torch", True, 5.8e6)])
+def test_round_cost_by_gradient_kind(backend, fd, rate):
     # without a gradient the variant costs 2 n_params evaluations per step (central
     # differences): per fit 1 + 2 * 6 = 13 units instead of 2
-    fd = round_cost([64, 128], [0, 1], [], n_params=6, finite_differences=True, autograd=False)
-    assert fd == pytest.approx(2 * (64**2 + 128**2) * 13 / 1.2e6, rel=1e-14)
-    ag = round_cost([64, 128], [0, 1], [], n_params=6, finite_differences=False, autograd=True)
-    assert ag == pytest.approx(2 * (64**2 + 128**2) * 2 / 4.0e5, rel=1e-14)
-    assert schedule.AUTOGRAD_RATE == 4.0e5
-    assert round_cost([64], [], [], n_params=6, finite_differences=True, autograd=True) == 0.0
+    per_fit = 13 if fd else 2
+    cost = round_cost([64, 128], [0, 1], [], n_params=6, finite_differences=fd, backend=backend)
+    assert cost == pytest.approx(2 * (64**2 + 128**2) * per_fit / rate, rel=1e-14)
+    assert round_cost([64], [], [], n_params=6, finite_differences=fd, backend=backend) == 0.0
+
+
+def test_round_cost_refuses_an_unknown_backend():
+    with pytest.raises(ValueError, match="backend='tf'"):
+        round_cost([64], [0], [], n_params=6, finite_differences=False, backend="tf")

@@ -121,7 +121,11 @@ def test_a_loss_that_refuses_a_probe_value_keeps_no_role_from_it():
         return _sigmoid(s * F / t)
 
     u = UserLoss(loss, params={"s": 1.5, "t": 0.8}, backend="numpy")
-    assert u.detect_roles("dot", np.random.default_rng(5)) == {"t": "temperature"}
+    # s is refused at 1.7 x 1.5 = 2.55, so it is not given the role "scale" from that probe;
+    # the smaller steps of the reparametrised-scale identity (1.5 -+ 0.375) stay in range and
+    # find that it rescales the logits, known up to a constant factor.
+    assert u.detect_roles("dot", np.random.default_rng(5)) == {"t": "temperature", "s": "reparametrised_scale"}
+    assert u.multiplier(np.array([2.0, 0.8])) == pytest.approx(2.0 / 1.5 / 0.8, rel=1e-9)
 
 
 def test_multiplier_multiplies_the_roles():

@@ -255,3 +255,41 @@ def test_estimate_delta_needs_two_sizes_and_two_replicates():
     for sizes, D in (((64,), np.zeros((3, 1, 2))), ((64, 128), np.zeros((1, 2, 2)))):
         with pytest.raises(ValueError, match="two sizes and two replicates"):
             estimate_delta(sizes, D)
+
+
+# --------------------------------------------------------------------------
+# estimate_rank
+# --------------------------------------------------------------------------
+from proofs_checks.verdict import RANK_RTOL, estimate_rank  # noqa: E402
+
+SIZES = (64, 128, 256)
+
+
+def _ratios(limit, slope, rng, R=8, noise=0.02):
+    """rho_r(N) = limit + slope/N + noise/sqrt(N): (R, 3, 1)."""
+    n = np.array(SIZES, dtype=float)
+    return (limit + slope / n + noise * rng.standard_normal((R, len(n))) / np.sqrt(n))[:, :, None]
+
+
+def test_a_collapse_is_seen_and_a_full_rank_is_not():
+    rng = np.random.default_rng(0)
+    clip = _ratios(0.4, 1.0, rng)
+    collapsed = estimate_rank(SIZES, _ratios(0.0, 2.0, rng, noise=1e-3), clip)
+    assert collapsed.collapsed and not collapsed.full and collapsed.kept == 1
+    full = estimate_rank(SIZES, _ratios(0.3, 2.0, rng), clip)
+    assert full.full and not full.collapsed and full.kept == 2
+    assert full.to_dict()["n_e"] == 2 and full.to_dict()["rank_rtol"] == RANK_RTOL
+
+
+def test_no_collapse_is_declared_where_clip_itself_has_almost_no_second_pair():
+    """A model whose second canonical correlation is tiny cannot tell a collapse from CLIP."""
+    rng = np.random.default_rng(1)
+    tiny = estimate_rank(SIZES, _ratios(0.0, 2.0, rng, noise=1e-3), _ratios(2 * RANK_RTOL**2, 1.0, rng, noise=1e-3))
+    assert not tiny.collapsed
+
+
+def test_collapse_needs_the_bound_not_the_estimate():
+    """A noisy variant whose limit is small but whose upper bound reaches the floor is not collapsed."""
+    rng = np.random.default_rng(2)
+    noisy = estimate_rank(SIZES, _ratios(0.5 * RANK_RTOL**2, 0.0, rng, R=3, noise=0.5), _ratios(0.4, 1.0, rng))
+    assert noisy.variant_upper[-1] >= RANK_RTOL**2 and not noisy.collapsed

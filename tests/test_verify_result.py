@@ -16,9 +16,10 @@ MODEL_KEYS = {
     "margin", "relative_margin", "delta", "delta_ci", "relative_delta", "relative_delta_ci",
     "drift_at_n_max", "n_to_decide", "replicates_set_aside", "fits_usable", "flat_directions", "target_norm",
     "control_gap", "user_error", "control_error", "paired_spread", "max_angle_user", "max_angle_control",
+    "scale_factor", "unidentified_flat", "rank",
 }
 RESULT_KEYS = {"claim", "similarity", "direction", "seed", "loss", "gradient", "margin", "budget", "rounds",
-               "verdict", "passed", "reason", "advice", "models", "notes"}
+               "verdict", "passed", "reason", "advice", "objective", "models", "notes"}
 
 
 def _estimate(delta=0.01, lower=0.0, upper=0.03, drift=0.001):
@@ -145,7 +146,8 @@ def _open(**kw):
 
 
 def test_reason_of_an_inconclusive_verdict():
-    assert set(REASONS) == {"ill-posed", "no-stationary-point", "drifting", "budget", "schedule-exhausted"}
+    assert set(REASONS) == {"ill-posed", "no-stationary-point", "drifting", "budget", "schedule-exhausted",
+                            "unidentified-scale"}
     # decided verdicts have no reason, whatever else is true of their models
     for verdicts in (["confirmed"], ["refuted", "inconclusive"]):
         res = variant(verdicts, stopped_by_budget=True)
@@ -158,6 +160,11 @@ def test_reason_of_an_inconclusive_verdict():
 
     # in order of precedence: an undecidable model, a drifting one, the budget, the schedule
     assert reason([_open(usable=False, drifting=True), _open()], stopped_by_budget=True) == "no-stationary-point"
+    # a refutation withheld because a flat direction moving the statistic is unidentified
+    withheld = _open(unidentified=True, estimate=_estimate(delta=0.1, lower=0.05, upper=0.15), drifting=True)
+    assert reason([withheld, _open()], stopped_by_budget=True) == "unidentified-scale"
+    # ... but an unidentified direction under an interval that reaches zero is not the reason
+    assert reason([_open(unidentified=True), _open()], stopped_by_budget=True) == "budget"
     assert reason([_open(drifting=True), _open()], stopped_by_budget=True) == "drifting"
     assert reason([_open(), _open()], stopped_by_budget=True) == "budget"
     assert reason([_open(), _open()]) == "schedule-exhausted"
