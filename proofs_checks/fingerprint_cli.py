@@ -13,12 +13,11 @@ stderr, never a traceback).
 """
 from __future__ import annotations
 
-import json
 import sys
 
 from numerics._validation import InvalidInputError
 
-from .verify_cli import EXIT_ERROR, LoadError, _param, _Parser, _writable, load_callable
+from .verify_cli import EXIT_ERROR, LoadError, _param, _Parser, load_target, write_outputs
 
 __all__ = ["main", "build_parser"]
 
@@ -82,14 +81,7 @@ def _main(argv):
     except SystemExit as exc:  # usage errors exit 2 (one line), --help 0
         return int(exc.code or 0)
     try:
-        json_path = _writable(args.json, "--json", False) if args.json else None
-        report_dir = _writable(args.report, "--report", True) if args.report else None
-        loss, module = load_callable(args.target)
-        grad = None
-        if args.grad:
-            grad = getattr(module, args.grad, None)
-            if not callable(grad):
-                raise LoadError(f"{args.target.rpartition(':')[0]!r} has no callable {args.grad!r}")
+        json_path, report_dir, loss, grad = load_target(args)
     except LoadError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_ERROR
@@ -109,18 +101,7 @@ def _main(argv):
     except (InvalidInputError, ImportError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_ERROR
-    print(result.summary())
-    try:
-        if json_path is not None:
-            json_path.write_text(json.dumps(result.to_dict(), indent=2), encoding="utf-8")
-        if report_dir is not None:
-            written = result.write_report(report_dir)
-            if not args.quiet:
-                print(f"report written to {written}", file=sys.stderr)
-    except OSError as exc:
-        print(f"error: writing the result failed: {exc}", file=sys.stderr)
-        return EXIT_ERROR
-    return 0
+    return write_outputs(result, json_path, report_dir, args.quiet)
 
 
 if __name__ == "__main__":  # pragma: no cover

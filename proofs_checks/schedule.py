@@ -22,8 +22,8 @@ DEFAULT_BUDGET = 60.0
 #: (2 evaluations per parameter and step), torch autograd, JAX autograd.  Measured on 2
 #: idle cores by ``benchmarks/calibrate_cost.py`` (a first round at N = 64-256 and a round
 #: at N = 512 on the default models; the rate is the geometric mean of the two rounds'
-#: rates, since adaptive rounds are of both kinds): nominal/real was then 0.9-1.2 in
-#: every kind (docs/verifier.md).  Constants, not clocks: a verdict does not depend on
+#: rates, since adaptive rounds are of both kinds): nominal/real was then 0.6-1.8 over
+#: the kinds and the two rounds, against 3-20 with the single rates below (docs/verifier.md).  Constants, not clocks: a verdict does not depend on
 #: the load, only the real seconds do.
 RATES = {"numpy": 3.6e6, "numpy-fd": 3.5e6, "torch": 5.8e6, "jax": 2.7e6}
 #: The first calibration's single rates (NumPy, autograd), kept for reference: measured at

@@ -55,6 +55,7 @@ from numerics.user_loss import ClipControl, UserLoss
 from .fingerprint_result import KINDS, Fingerprint, PairModelResult
 from .verdict import DEFAULT_RELATIVE_MARGIN, DRIFT_RATIO, estimate_delta, extrapolate
 from .verify_args import validate
+from .verify import _gradient_check
 
 __all__ = ["KINDS", "Fingerprint", "fingerprint", "diagnose", "DEFAULT_FINGERPRINT_SIZES",
            "DEFAULT_FINGERPRINT_REPLICATES", "TEST_LEVEL", "ACCEPT_LEVEL", "RESOLUTION", "RANK_RESOLUTION",
@@ -274,6 +275,12 @@ def fingerprint(loss: Callable, *, inputs: str = "logits", params: dict | None =
                                   f"({', '.join(blind)}), so under similarity={similarity!r} its minimisers "
                                   "run along rays and have no canonical map; use verify_variant with "
                                   "similarity='cosine' or the claim 'same-subspace-as-clip'")
+    check = _gradient_check(user, scalar_model(0.5), similarity, 128, seed, None)
+    if check is not None and not check.passed:
+        raise fail("loss", label, "a loss whose backend gradient is the gradient of its value: this one's is "
+                                  f"not ({check.describe()}; a stop-gradient?), and the fingerprint fits the "
+                                  "value only; verify_variant(..., objective='training-field') verifies what "
+                                  "training reaches")
     control = ClipControl(1.0)
     R = a["replicates"]
     t0 = time.perf_counter()
@@ -330,6 +337,14 @@ def fingerprint(loss: Callable, *, inputs: str = "logits", params: dict | None =
                      "decays more slowly than 1/N (MATH.md §4.4); those intervals carry a bound on the "
                      "extrapolation's residual and are wider" % heavy.min())
     diag = diagnose(grid, g, se, dof, ci, drifting, pair_results, level, shrinking)
+    if user.unidentified_scale:
+        # The scalar's parametrisation leaves the logits' unit unidentified (numerics.user_loss):
+        # g is known up to a common factor, under which g = c sigma is CLIP's map.
+        notes.append(f"{', '.join(user.unidentified_scale)} rescales the logits in a parametrisation known "
+                     "only up to a constant: g is measured with the loss at its initial scalars as the unit, "
+                     "so it is known up to a common factor, and 'proportional' is 'clip' here")
+        if diag["kind"] == "proportional":
+            diag = dict(diag, kind="clip", diagnosis="same as CLIP modulo a common factor: " + diag["diagnosis"])
     cf = None
     if closed_form is not None:
         try:

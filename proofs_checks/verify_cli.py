@@ -195,6 +195,21 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_ERROR
 
 
+def load_target(args):
+    """``(json_path, report_dir, loss, grad)`` from parsed arguments (``target``, ``grad``,
+    ``json``, ``report``): the output paths checked before any work, the loss loaded, and its
+    gradient function when ``--grad`` names one; :class:`LoadError` otherwise."""
+    json_path = _writable(args.json, "--json", False) if args.json else None
+    report_dir = _writable(args.report, "--report", True) if args.report else None
+    loss, module = load_callable(args.target)
+    grad = None
+    if args.grad:
+        grad = getattr(module, args.grad, None)
+        if not callable(grad):
+            raise LoadError(f"{args.target.rpartition(':')[0]!r} has no callable {args.grad!r}")
+    return json_path, report_dir, loss, grad
+
+
 def _main(argv):
     from .parallel import ClusterError
 
@@ -205,14 +220,7 @@ def _main(argv):
     except SystemExit as exc:  # argparse exits 2 on usage errors, 0 on --help
         return int(exc.code or 0)
     try:
-        json_path = _writable(args.json, "--json", False) if args.json else None
-        report_dir = _writable(args.report, "--report", True) if args.report else None
-        loss, module = load_callable(args.target)
-        grad = None
-        if args.grad:
-            grad = getattr(module, args.grad, None)
-            if not callable(grad):
-                raise LoadError(f"{args.target.rpartition(':')[0]!r} has no callable {args.grad!r}")
+        json_path, report_dir, loss, grad = load_target(args)
     except LoadError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_ERROR
@@ -233,18 +241,24 @@ def _main(argv):
     rest = list(argv)
     rest.remove(args.target)
     result.command = [args.target] + rest  # the summary's pointer to the fingerprint repeats the loss's options
+    return write_outputs(result, json_path, report_dir, args.quiet) or result.exit_code
+
+
+def write_outputs(result, json_path, report_dir, quiet: bool) -> int:
+    """Print ``result.summary()`` and write its JSON and report folder (paths checked
+    earlier by :func:`load_target`); :data:`EXIT_ERROR` if writing fails, else 0."""
     print(result.summary())
     try:
         if json_path is not None:
             json_path.write_text(json.dumps(result.to_dict(), indent=2), encoding="utf-8")
         if report_dir is not None:
             written = result.write_report(report_dir)
-            if not args.quiet:
+            if not quiet:
                 print(f"report written to {written}", file=sys.stderr)
     except OSError as exc:
         print(f"error: writing the result failed: {exc}", file=sys.stderr)
         return EXIT_ERROR
-    return result.exit_code
+    return 0
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -160,3 +160,41 @@ def test_cli_end_to_end_and_usage_errors(tmp_path, capsys):
         assert len(capsys.readouterr().err.strip().splitlines()) == 1
 
 
+
+
+def test_a_reparametrised_temperature_is_fingerprinted_modulo_a_common_factor():
+    """CLIP with a learned temperature softplus(r) + 0.01 (known only up to a constant factor,
+    numerics.user_loss): its map is CLIP's up to that factor, and the result says so."""
+    import math
+
+    def softplus_clip(F, r):
+        t = math.log1p(math.exp(-abs(r))) + max(r, 0.0) + 0.01
+        G = F / t
+        d = np.diag(G)
+        return float(np.mean(logsumexp(G, axis=1) - d) + np.mean(logsumexp(G, axis=0) - d)) / 2
+
+    def grad(F, r):
+        t = math.log1p(math.exp(-abs(r))) + max(r, 0.0) + 0.01
+        G = F / t
+        P = np.exp(G - logsumexp(G, axis=1, keepdims=True))
+        Q = np.exp(G - logsumexp(G, axis=0, keepdims=True))
+        return (0.5 * (P + Q) - np.eye(F.shape[0])) / (F.shape[0] * t)
+
+    res = fingerprint(softplus_clip, params={"r": 0.5}, grad=grad, sigmas=(0.2, 0.4, 0.6), pair_sigmas=(),
+                      replicates=4, seed=0)
+    assert res.kind == "clip", res.summary()
+    assert any("known up to a common factor" in n for n in res.notes)
+
+
+def test_a_stop_gradient_loss_is_refused_with_the_reason():
+    """A loss whose torch gradient is not its value's (weights under detach()) has no value
+    minimiser the fingerprint could read; it says so and what to run instead."""
+    torch = pytest.importorskip("torch", reason="torch is an optional extra (pip install '.[torch]'); "
+                                               ".ci/run installs it")
+
+    def detached(F):
+        p = torch.softmax(F, dim=1).detach()
+        return -torch.diagonal(F).mean() + (p * F).sum() / F.shape[0]
+
+    with pytest.raises(Exception, match="objective='training-field'"):
+        fingerprint(detached, backend="torch", sigmas=(0.2, 0.4, 0.6), pair_sigmas=(), replicates=4)
