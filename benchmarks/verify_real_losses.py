@@ -1,7 +1,7 @@
 """Acceptance run of the verifier on published losses, taken as they are.
 
 Runs ``python -m proofs_checks verify`` on open_clip's ``ClipLoss`` and
-``SigLipLoss`` and lightly's ``NTXentLoss`` and ``DCLLoss`` (no wrapper: the
+``SigLipLoss`` and lightly's ``NTXentLoss``, ``DCLLoss`` and ``DCLWLoss`` (no wrapper: the
 classes are instantiated with no arguments), for every claim, under dot and
 cosine similarity, and prints one line per run: exit code, verdict, seconds.
 Needs ``pip install ".[torch]" open-clip-torch lightly`` (open_clip and lightly
@@ -28,6 +28,7 @@ LOSSES = {
     "open_clip.loss:SigLipLoss": ["--param", "logit_scale=10", "--param", "logit_bias=-10"],
     "lightly.loss:NTXentLoss": [],
     "lightly.loss:DCLLoss": [],
+    "lightly.loss:DCLWLoss": [],
 }
 
 
@@ -49,6 +50,7 @@ def main(argv=None):
     p.add_argument("--clip-seeds", type=int, default=1, help="seeds for ClipLoss (default 1)")
     p.add_argument("--timeout", type=float, default=300.0, help="seconds per run (default 300)")
     p.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "real_losses.jsonl")
+    p.add_argument("--claims", nargs="+", default=list(CLAIMS), choices=CLAIMS, help="claims to run (default all)")
     args = p.parse_args(argv)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     jobs = []
@@ -56,7 +58,7 @@ def main(argv=None):
         for similarity in ("dot", "cosine"):
             if "fixed" in target and similarity == "cosine":
                 continue
-            for claim in CLAIMS:
+            for claim in args.claims:
                 seeds = range(args.clip_seeds) if target.startswith("open_clip.loss:ClipLoss") \
                     and claim in CLAIMS[:2] else [0]
                 jobs += [(target, extra, claim, similarity, s) for s in seeds]

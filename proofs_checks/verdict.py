@@ -167,8 +167,9 @@ def _half_width(S, R, q):
     return math.sqrt(tr / R * _quantile(q, d_e, (R - 1) * d_e)), d_e
 
 
-def extrapolate(sizes, differences):
-    r"""Each replicate's differences regressed on :math:`(1, 1/N)` by weighted least squares
+def extrapolate(sizes, differences, rate: float = 1.0):
+    r"""Each replicate's differences regressed on :math:`(1, N^{-r})` (``rate`` :math:`r`, 1 by
+    default: a smooth M-estimator's bias is :math:`O(1/N)`) by weighted least squares
     (weights :math:`N`): returns the intercepts :math:`a_r` (the :math:`N \to \infty` limit,
     bias removed to first order) and slopes :math:`\beta_r`, each of shape ``(R, d)``.
 
@@ -180,14 +181,14 @@ def extrapolate(sizes, differences):
     R, k, d = D.shape
     if k < 2 or R < 2:
         raise ValueError("the 1/N extrapolation needs at least two sizes and two replicates")
-    X = np.column_stack([np.ones(k), 1.0 / n])
+    X = np.column_stack([np.ones(k), n ** -float(rate)])
     w = np.sqrt(n)  # weights N on squared residuals
     coef = np.linalg.lstsq(X * w[:, None], (D * w[None, :, None]).transpose(1, 0, 2).reshape(k, R * d),
                            rcond=None)[0].reshape(2, R, d)
     return coef[0], coef[1]
 
 
-def estimate_delta(sizes, differences, gap=None, variant_stats=None, look=1) -> DeltaEstimate:
+def estimate_delta(sizes, differences, gap=None, variant_stats=None, look=1, rate: float = 1.0) -> DeltaEstimate:
     r"""Estimate :math:`\delta` and its bounds from paired differences (module docstring).
 
     Parameters
@@ -203,9 +204,14 @@ def estimate_delta(sizes, differences, gap=None, variant_stats=None, look=1) -> 
     look : int
         The look's number in the adaptive schedule: the lower bound is at
         :func:`look_level` of :data:`REFUTE_LEVEL`.
+    rate : float
+        The finite-:math:`N` bias is taken as :math:`\beta N^{-r}` (:func:`extrapolate`): 1 for
+        smooth fits; 1/2 for a kinked batch loss, whose minimiser can sit on a kink between
+        two branches that differ by :math:`O(N^{-1/2})` noise (the expected maximum of two
+        noisy branches is biased by :math:`O(N^{-1/2})`, and so is its minimiser).
     """
     n = np.asarray(sizes, dtype=float)
-    a, beta = extrapolate(sizes, differences)
+    a, beta = extrapolate(sizes, differences, rate)
     R, d = a.shape
     g = np.zeros(d) if gap is None else np.asarray(gap, dtype=float)
     a_bar, b_bar = a.mean(axis=0), beta.mean(axis=0)
@@ -215,12 +221,12 @@ def estimate_delta(sizes, differences, gap=None, variant_stats=None, look=1) -> 
     h_c, _ = _half_width(S_a, R, CONFIRM_LEVEL)
     delta = float(np.linalg.norm(a_bar + g))
     hb, _ = _half_width(S_b, R, REFUTE_LEVEL)
-    drift = float(np.linalg.norm(b_bar)) / n[-1]
+    drift = float(np.linalg.norm(b_bar)) * n[-1] ** -float(rate)
     ratio = math.nan
     if variant_stats is not None:
         # Medians over replicates: one fit that ran away must not hide (or fake) a drift.
         size = float(np.median(np.linalg.norm(np.asarray(variant_stats, dtype=float)[:, -1], axis=1)))
-        moving = float(np.median(np.linalg.norm(beta, axis=1))) / n[-1]
+        moving = float(np.median(np.linalg.norm(beta, axis=1))) * n[-1] ** -float(rate)
         ratio = moving / size if size > 0 else math.inf
     return DeltaEstimate(delta=delta, lower=max(0.0, delta - h_r), upper=delta + h_c,
                          half_width_refute=h_r, half_width_confirm=h_c, drift=drift,

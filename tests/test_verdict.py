@@ -293,3 +293,19 @@ def test_collapse_needs_the_bound_not_the_estimate():
     rng = np.random.default_rng(2)
     noisy = estimate_rank(SIZES, _ratios(0.5 * RANK_RTOL**2, 0.0, rng, R=3, noise=0.5), _ratios(0.4, 1.0, rng))
     assert noisy.variant_upper[-1] >= RANK_RTOL**2 and not noisy.collapsed
+
+
+def test_extrapolation_at_rate_one_half_removes_a_square_root_bias():
+    """A kinked loss's minimiser is biased like N^{-1/2}: regressing on N^{-1/2} recovers the
+    limit exactly on noiseless data, where the 1/N regression is off by a known amount."""
+    from proofs_checks.verdict import extrapolate
+
+    n = np.array([64.0, 128.0, 256.0])
+    D = np.stack([0.3 + 0.8 * n ** -0.5, -0.1 + 0.4 * n ** -0.5], axis=1)[None].repeat(2, axis=0)
+    a, beta = extrapolate(n, D, rate=0.5)
+    np.testing.assert_allclose(a[0], [0.3, -0.1], atol=1e-13)
+    np.testing.assert_allclose(beta[0], [0.8, 0.4], atol=1e-12)
+    a1, _ = extrapolate(n, D)  # the 1/N model leaves part of the N^{-1/2} bias in the limit
+    assert np.all(np.abs(a1[0] - [0.3, -0.1]) > 0.01)
+    est = estimate_delta(n, D + 1e-6 * np.random.default_rng(0).standard_normal(D.shape), rate=0.5)
+    assert est.delta == pytest.approx(math.hypot(0.3, 0.1), abs=1e-4)

@@ -77,8 +77,11 @@ def test_a_kinked_loss_is_fitted_to_certified_points_not_set_aside():
     v = r.models[0]
     assert v.set_aside == 0 and r.objective == "value"
     assert not any("did not reach a stationary point" in n for n in r.notes)
-    # its minimiser is not CLIP's: about 10 % of the target's norm on this model
-    assert 0.05 < v.estimate.delta / v.target_norm < 0.2
+    # its minimiser is not CLIP's (about 10 % of the target's norm on this model, measured with
+    # the default schedule); kinked fits are extrapolated in N^{-1/2}, whose wider interval
+    # covers that value at these small sizes, and the verdict is never a confirmation
+    assert v.estimate.lower <= 0.1 * v.target_norm <= v.estimate.upper
+    assert r.verdict != "confirmed"
 
 
 def test_a_detached_weight_is_verified_at_the_training_field():
