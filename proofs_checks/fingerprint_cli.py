@@ -17,7 +17,7 @@ import sys
 
 from numerics._validation import InvalidInputError
 
-from .verify_cli import EXIT_ERROR, LoadError, _param, _Parser, load_target, write_outputs
+from .verify_cli import EXIT_ERROR, _param, _Parser, parse_and_load, write_outputs
 
 __all__ = ["main", "build_parser"]
 
@@ -76,16 +76,10 @@ def main(argv: list[str] | None = None) -> int:
 
 def _main(argv):
     argv = list(sys.argv[1:] if argv is None else argv)
-    try:
-        args = build_parser().parse_args(argv)
-    except SystemExit as exc:  # usage errors exit 2 (one line), --help 0
-        return int(exc.code or 0)
-    try:
-        json_path, report_dir, loss, grad = load_target(args)
-    except LoadError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_ERROR
-    progress = None if args.quiet else (lambda line: print(line, file=sys.stderr, flush=True))
+    loaded = parse_and_load(build_parser(), argv)
+    if isinstance(loaded, int):
+        return loaded
+    args, json_path, report_dir, loss, grad, progress = loaded
     from .spectral_fingerprint import fingerprint
 
     kwargs = dict(inputs=args.inputs, params=dict(args.param) or None, learn=args.learn,

@@ -210,11 +210,10 @@ def load_target(args):
     return json_path, report_dir, loss, grad
 
 
-def _main(argv):
-    from .parallel import ClusterError
-
-    argv = list(sys.argv[1:] if argv is None else argv)
-    parser = build_parser()
+def parse_and_load(parser, argv):
+    """``(args, json_path, report_dir, loss, grad, progress)`` from the command line, or the exit
+    code when parsing or loading failed (argparse's 2 or 0 for ``--help``; :data:`EXIT_ERROR`
+    with one line on stderr)."""
     try:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # argparse exits 2 on usage errors, 0 on --help
@@ -225,6 +224,17 @@ def _main(argv):
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_ERROR
     progress = None if args.quiet else (lambda line: print(line, file=sys.stderr, flush=True))
+    return args, json_path, report_dir, loss, grad, progress
+
+
+def _main(argv):
+    from .parallel import ClusterError
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    loaded = parse_and_load(build_parser(), argv)
+    if isinstance(loaded, int):
+        return loaded
+    args, json_path, report_dir, loss, grad, progress = loaded
     common = dict(similarity=args.similarity, seed=args.seed, inputs=args.inputs,
                   params=dict(args.param) or None, learn=args.learn, backend=args.backend, grad=grad,
                   sizes=args.sizes, replicates=args.replicates, name=args.target, workers=args.workers,
