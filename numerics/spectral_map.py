@@ -49,7 +49,8 @@ __all__ = ["DEFAULT_GRID", "DEFAULT_PAIR_SIGMAS", "HEAVY_TAIL_CORRELATION", "sca
            "canonical_frame", "canonical_map", "l2_clip_coefficient", "l2_correlation", "correlation_scale",
            "clip_canonical_limit", "limit_intercepts", "optimisation_floor", "ReplicateInterval",
            "replicate_interval", "control_variate_interval", "bias_exponent", "extrapolation_allowance",
-           "extrapolation_bound", "widened", "mixing_statistics", "off_diagonal_test", "kept_pairs"]
+           "extrapolation_bound", "widened", "mixing_statistics", "off_diagonal_test", "kept_pairs",
+           "fit_thresholded_affine"]
 
 #: Default grid of canonical correlations: nine midpoints of (0, 0.9).  Above
 #: :data:`HEAVY_TAIL_CORRELATION` the finite-sample bias of a fit decays more slowly than
@@ -348,3 +349,21 @@ def kept_pairs(lower, upper, resolution: float) -> tuple[int, int]:
     kept = int(np.sum(lo > resolution))
     dropped = int(np.sum((lo >= -resolution) & (hi <= resolution)))
     return kept, int(lo.size - kept - dropped)
+
+
+def fit_thresholded_affine(sigma, g, se):
+    r"""Weighted least squares of :math:`g = \max(c\sigma + d, 0)` (weights :math:`1/se`),
+    from the weighted straight line, by :func:`scipy.optimize.least_squares`:
+    ``(c, d, cov)`` with the Gauss-Newton covariance :math:`(J^TJ)^{-1}` (infinite when
+    :math:`J` is singular, for example when every point is thresholded)."""
+    from scipy.optimize import least_squares
+
+    sigma, g, w = np.asarray(sigma, float), np.asarray(g, float), 1.0 / np.asarray(se, float)
+    c0, d0 = np.polyfit(sigma, g, 1, w=w)
+    res = least_squares(lambda p: (np.maximum(p[0] * sigma + p[1], 0.0) - g) * w, [c0, d0])
+    J = res.jac
+    try:
+        cov = np.linalg.inv(J.T @ J)
+    except np.linalg.LinAlgError:
+        cov = np.full((2, 2), np.inf)
+    return float(res.x[0]), float(res.x[1]), cov

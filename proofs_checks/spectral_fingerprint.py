@@ -47,6 +47,7 @@ from numerics._validation import as_float_array, fail
 from numerics.batch_fit import paired_fits
 from numerics.encoders import LinearEncoders, nested_sample, population_minimizer
 from numerics.spectral_map import (DEFAULT_GRID, DEFAULT_PAIR_SIGMAS, HEAVY_TAIL_CORRELATION, bias_exponent,
+                                   fit_thresholded_affine,
                                    canonical_frame, canonical_map, control_variate_interval, correlation_scale,
                                    extrapolation_bound, limit_intercepts, mixing_statistics, off_diagonal_test,
                                    optimisation_floor, pair_model, scalar_model, widened)
@@ -411,20 +412,12 @@ def _gof(z, dof_removed):
 
 
 def _fit_affine(sigma, g, se, dof):
-    r"""Weighted least squares of :math:`g = \max(c\sigma + d, 0)`: ``(c, d, cov, z)``."""
-    from scipy.optimize import least_squares
-
-    w = 1.0 / se
-    c0, d0 = np.polyfit(sigma, g, 1, w=w)
-    res = least_squares(lambda p: (np.maximum(p[0] * sigma + p[1], 0.0) - g) * w, [c0, d0])
-    J = res.jac
-    try:
-        cov = np.linalg.inv(J.T @ J)
-    except np.linalg.LinAlgError:
-        cov = np.full((2, 2), np.inf)
-    pred = np.maximum(res.x[0] * sigma + res.x[1], 0.0)
-    z = [_z(t, d) for t, d in zip((g - pred) / se, dof)]
-    return float(res.x[0]), float(res.x[1]), cov, z
+    r"""Weighted least squares of :math:`g = \max(c\sigma + d, 0)`
+    (:func:`numerics.spectral_map.fit_thresholded_affine`): ``(c, d, cov, z)``."""
+    c, d, cov = fit_thresholded_affine(sigma, g, se)
+    pred = np.maximum(c * sigma + d, 0.0)
+    z = [_z(t, k) for t, k in zip((g - pred) / se, dof)]
+    return c, d, cov, z
 
 
 def diagnose(sigma, g, se, dof, ci, drifting, pair_results, level=0.95, shrinking=None) -> dict:

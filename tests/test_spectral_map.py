@@ -229,3 +229,13 @@ def test_extrapolation_bound_covers_a_slow_residual():
             assert not raw.lower <= 0.3 <= raw.upper
     with pytest.raises(InvalidInputError, match="sizes"):
         extrapolation_allowance([128, 256])
+
+
+def test_fit_thresholded_affine_recovers_a_threshold_exactly():
+    from numerics.spectral_map import fit_thresholded_affine
+
+    sigma = np.linspace(0.05, 0.85, 9)
+    g = np.maximum(0.9 * sigma - 0.2, 0.0)  # thresholded below sigma = 0.222
+    c, d, cov = fit_thresholded_affine(sigma, g, np.full(9, 0.01))
+    assert c == pytest.approx(0.9, abs=1e-8) and d == pytest.approx(-0.2, abs=1e-8)
+    assert cov.shape == (2, 2) and np.all(np.isfinite(cov))
