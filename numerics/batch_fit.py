@@ -32,7 +32,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ._validation import fail
-from .encoders import LinearEncoders
+from .encoders import LinearEncoders, nested_sample, population_minimizer
 from .infonce import _logits
 from .gradient_check import GradientCheck, check_gradient, stable_zero
 from .nonsmooth import CLARKE_TOL, FD_RADII, RADII, RUNOFF, checked_finite_difference_grad, gradient_sampling
@@ -40,7 +40,7 @@ from .optimize import FactorFit, finite_difference_grad, minimize_factors
 
 __all__ = ["FIT_GTOL", "DEPENDENCE_PROBES", "START_PERTURBATION", "OBJECTIVES", "PairedFit", "ChainState",
            "loss_inputs", "batch_objective", "fit_batch", "nonsmooth_phase", "check_depends", "paired_fits",
-           "ValueOnly", "check_batch_gradient", "fit_field"]
+           "ValueOnly", "check_batch_gradient", "check_model_gradient", "fit_field"]
 
 #: Stopping tolerance of a batch fit: the optimisation error near
 #: :math:`10^{-6}/\mu` for curvature :math:`\mu` is orders of magnitude below
@@ -341,6 +341,19 @@ class ValueOnly:
     @staticmethod
     def has_gradient() -> bool:
         return False
+
+
+def check_model_gradient(loss, model, similarity: str, N: int, seed: int, x=None):
+    """:func:`check_batch_gradient` of ``loss`` on ``model``'s first batch of replicate 0
+    (:func:`numerics.encoders.nested_sample` ``(seed, 0, 0)``, size ``N``), at CLIP's population
+    minimiser (the start of every fit) when ``x`` is None, else at ``x``; None for a loss
+    without a gradient."""
+    if not loss.has_gradient():
+        return None
+    fam = LinearEncoders(model, similarity)
+    U, V = nested_sample(model, (seed, 0, 0), N)
+    points = [population_minimizer(fam, np.random.default_rng([seed, 0, 104729]))] if x is None else [x]
+    return check_batch_gradient(fam, U, V, points, loss, np.random.default_rng([seed, 65537]))
 
 
 def check_batch_gradient(family: LinearEncoders, U, V, points, loss, rng: np.random.Generator) -> GradientCheck:

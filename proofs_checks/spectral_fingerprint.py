@@ -44,7 +44,7 @@ from scipy.stats import chi2, norm
 from scipy.stats import t as t_dist
 
 from numerics._validation import as_float_array, fail
-from numerics.batch_fit import paired_fits
+from numerics.batch_fit import check_model_gradient, paired_fits
 from numerics.encoders import LinearEncoders, nested_sample, population_minimizer
 from numerics.spectral_map import (DEFAULT_GRID, DEFAULT_PAIR_SIGMAS, HEAVY_TAIL_CORRELATION, bias_exponent,
                                    fit_thresholded_affine,
@@ -56,7 +56,6 @@ from numerics.user_loss import ClipControl, UserLoss
 from .fingerprint_result import KINDS, Fingerprint, PairModelResult
 from .verdict import DEFAULT_RELATIVE_MARGIN, DRIFT_RATIO, estimate_delta, extrapolate
 from .verify_args import validate
-from .verify import _gradient_check
 
 __all__ = ["KINDS", "Fingerprint", "fingerprint", "diagnose", "DEFAULT_FINGERPRINT_SIZES",
            "DEFAULT_FINGERPRINT_REPLICATES", "TEST_LEVEL", "ACCEPT_LEVEL", "RESOLUTION", "RANK_RESOLUTION",
@@ -276,7 +275,7 @@ def fingerprint(loss: Callable, *, inputs: str = "logits", params: dict | None =
                                   f"({', '.join(blind)}), so under similarity={similarity!r} its minimisers "
                                   "run along rays and have no canonical map; use verify_variant with "
                                   "similarity='cosine' or the claim 'same-subspace-as-clip'")
-    check = _gradient_check(user, scalar_model(0.5), similarity, 128, seed, None)
+    check = check_model_gradient(user, scalar_model(0.5), similarity, 128, seed, None)
     if check is not None and not check.passed:
         raise fail("loss", label, "a loss whose backend gradient is the gradient of its value: this one's is "
                                   f"not ({check.describe()}; a stop-gradient?), and the fingerprint fits the "

@@ -106,8 +106,7 @@ from typing import Callable
 import numpy as np
 
 from numerics._validation import fail
-from numerics.batch_fit import ValueOnly, check_batch_gradient
-from numerics.encoders import LinearEncoders, nested_sample, population_minimizer
+from numerics.batch_fit import ValueOnly, check_model_gradient
 from numerics.models import GaussianModel, random_gaussian_model
 from numerics.user_loss import ClipControl, UserLoss
 
@@ -295,7 +294,7 @@ def verify_variant(loss: Callable[[np.ndarray], float], *, claim: str, inputs: s
     head.append(f"loss of {inputs}, backend {user.backend}; learned: "
                 f"{', '.join(user.learned) or 'nothing'}; roles of its scalars ({roles})")
     asked = a["objective"]
-    check = _gradient_check(user, models[0], similarity, sizes[0], seed, None)
+    check = check_model_gradient(user, models[0], similarity, sizes[0], seed, None)
     chosen, head = _chosen_objective(user, asked, check, "at the start", head)
     setting = dict(models=models, similarity=similarity, claim=claim, direction=direction, margin=margin,
                    seed=seed, replicates=replicates, sizes=sizes, budget=budget, say=say, t0=t0)
@@ -318,18 +317,6 @@ def _fitted(user, chosen):
     """The loss as the variant's fits see it: a loss fitted by its value whose backend
     gradient is not the value's is differenced (:class:`numerics.batch_fit.ValueOnly`)."""
     return ValueOnly(user) if chosen == "value-differenced" else user
-
-
-def _gradient_check(user, model, similarity, N, seed, x):
-    """The gradient check (:func:`numerics.batch_fit.check_batch_gradient`) of the loss on
-    model ``model``'s first batch of replicate 0, at CLIP's population minimiser (the start
-    of every fit) when ``x`` is None, else at ``x``; None for a loss without a gradient."""
-    if not user.has_gradient():
-        return None
-    fam = LinearEncoders(model, similarity)
-    U, V = nested_sample(model, (seed, 0, 0), N)
-    points = [population_minimizer(fam, np.random.default_rng([seed, 0, 104729]))] if x is None else [x]
-    return check_batch_gradient(fam, U, V, points, user, np.random.default_rng([seed, 65537]))
 
 
 def _chosen_objective(user, asked, check, where, head):
@@ -393,7 +380,7 @@ def _rounds(ex, user, control, chosen, asked, st):
                                  f"moved {rec.moved:.3g} from its start)")
         if rounds == 1 and user.has_gradient() and fit_loss is user and 0 in runs[0].chains:
             first = runs[0].chains[0][min(runs[0].chains[0])]
-            check = _gradient_check(user, runs[0].model, st["similarity"], first.N, seed, first.x_u)
+            check = check_model_gradient(user, runs[0].model, st["similarity"], first.N, seed, first.x_u)
             if not check.passed and (user.backend == "numpy" or (asked == "auto" and objective == "value")):
                 return runs, rounds, stopped, notes, check
             notes.append(f"gradient check at the first fit: {'agrees' if check.passed else 'disagrees'} "
