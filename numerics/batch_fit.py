@@ -35,7 +35,7 @@ from ._validation import fail
 from .encoders import LinearEncoders, nested_sample, population_minimizer
 from .infonce import _logits
 from .gradient_check import GradientCheck, check_gradient, stable_zero
-from .nonsmooth import CLARKE_TOL, FD_RADII, RADII, RUNOFF, checked_finite_difference_grad, gradient_sampling
+from .nonsmooth import CLARKE_TOL, FD_RADII, FIT_RADII, RUNOFF, checked_finite_difference_grad, gradient_sampling
 from .optimize import FactorFit, finite_difference_grad, minimize_factors
 
 __all__ = ["FIT_GTOL", "DEPENDENCE_PROBES", "START_PERTURBATION", "OBJECTIVES", "PairedFit", "ChainState",
@@ -157,7 +157,7 @@ def nonsmooth_phase(family: LinearEncoders, U, V, x0, loss, fit: FactorFit, *, t
     (:func:`numerics.nonsmooth.checked_finite_difference_grad`): the BFGS gradient there
     was an average of one-sided slopes, not a gradient.  Otherwise
     :func:`numerics.nonsmooth.gradient_sampling` runs from the end point (radii
-    :data:`numerics.nonsmooth.RADII`, or :data:`~numerics.nonsmooth.FD_RADII` for
+    :data:`numerics.nonsmooth.FIT_RADII`, or :data:`~numerics.nonsmooth.FD_RADII` for
     differenced gradients; :math:`\nu` = ``tol``, :data:`numerics.nonsmooth.CLARKE_TOL`, in
     the Euclidean norm) and the fit is converged iff it certifies
     Clarke :math:`(\epsilon, \nu)`-stationarity; else the fit is returned where BFGS left
@@ -189,7 +189,7 @@ def nonsmooth_phase(family: LinearEncoders, U, V, x0, loss, fit: FactorFit, *, t
             g, kinked = checked_finite_difference_grad(fun.value, y)
             return g, not kinked.any()
     res = gradient_sampling(fun.value, gradient, x_end, rng=rng, tol=tol,
-                            radii=RADII if exact else FD_RADII, origin=x0,
+                            radii=FIT_RADII if exact else FD_RADII, origin=x0,
                             metric=fit.hess_inv if metric else None,
                             # differenced samples that straddle a kink are dropped: HANSO's count
                             samples=None if exact else min(100, x_end.size + 10))

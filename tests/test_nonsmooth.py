@@ -204,7 +204,7 @@ def test_paired_fits_carry_the_cause(monkeypatch):
                           rng=np.random.default_rng(0))
     assert all(isinstance(r, PairedFit) and r.converged and r.cause is None for r in recs)
     import numerics.batch_fit as bf
-    monkeypatch.setattr(bf, "RADII", (1e-4,))
+    monkeypatch.setattr(bf, "FIT_RADII", (1e-4,))
     monkeypatch.setattr(bf, "gradient_sampling", lambda *a, **k: _stub(a[2]))
     recs, _ = paired_fits(fam, U, V, [64], x, UserLoss(debiased, grad=None), ClipControl(1.0),
                           rng=np.random.default_rng(0))
