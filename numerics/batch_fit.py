@@ -38,7 +38,7 @@ from .gradient_check import GradientCheck, check_gradient, stable_zero
 from .nonsmooth import CLARKE_TOL, FD_RADII, FIT_RADII, RUNOFF, checked_finite_difference_grad, gradient_sampling
 from .optimize import FactorFit, finite_difference_grad, minimize_factors
 
-__all__ = ["FIT_GTOL", "DEPENDENCE_PROBES", "START_PERTURBATION", "OBJECTIVES", "PairedFit", "ChainState",
+__all__ = ["FIT_GTOL", "DEPENDENCE_PROBES", "START_PERTURBATION", "OBJECTIVES", "GRADIENT_EVALUATIONS", "Counted", "PairedFit", "ChainState",
            "loss_inputs", "batch_objective", "fit_batch", "nonsmooth_phase", "check_depends", "paired_fits",
            "ValueOnly", "check_batch_gradient", "check_model_gradient", "fit_field"]
 
@@ -49,6 +49,9 @@ FIT_GTOL = 1e-6
 #: What a variant's fit solves: the minimisers of the loss's value, or the stable zeros of
 #: the training field its backend's gradient defines (a loss with stop-gradients).
 OBJECTIVES = ("value", "training-field")
+#: A value and its gradient count as this many evaluations (:class:`Counted`): reverse mode
+#: costs about one more pass, and a NumPy ``grad`` about one more call.
+GRADIENT_EVALUATIONS = 2.0
 #: Random encoder perturbations used to test that a loss depends on its inputs.
 DEPENDENCE_PROBES = 4
 #: Relative size of the random perturbation of the variant's first start:
@@ -72,6 +75,9 @@ class PairedFit:
     (:data:`numerics.nonsmooth.CAUSES`), or for the training field ``"no zero found"`` or
     ``"unstable zero"`` (:data:`numerics.gradient_check.FIELD_CAUSES`).  ``kinked`` says
     that the smooth phase stalled and the nonsmooth phase ran (a Hessian means nothing there).
+    ``evaluations`` is the work both fits did, in loss evaluations (:class:`Counted`): what the
+    verifier's nominal cost model charges for a fit at this size
+    (:func:`proofs_checks.schedule.round_cost`).
     """
 
     N: int
@@ -82,6 +88,7 @@ class PairedFit:
     iterations: int
     cause: str | None = None
     kinked: bool = False
+    evaluations: float = 0.0
 
 
 @dataclass
@@ -284,8 +291,10 @@ def paired_fits(family: LinearEncoders, U, V, sizes, x_start, loss, control, *,
     """
     state = ChainState(x_start) if state is None else state
     x_c, H_c, x_u, H_u = state.x_c, state.H_c, state.x_u, state.H_u
+    loss, control = Counted(loss), Counted(control)
     out = []
     for N in sizes:
+        work = loss.evaluations + control.evaluations
         Ub, Vb = U[:N], V[:N]
         fit_c = fit_batch(family, Ub, Vb, x_c, control, hess_inv=H_c)
         x_c, H_c = fit_c.x, fit_c.hess_inv
@@ -305,7 +314,8 @@ def paired_fits(family: LinearEncoders, U, V, sizes, x_start, loss, control, *,
                                                    loss))
         x_u, H_u = fit_u.x, fit_u.hess_inv
         out.append(PairedFit(N, x_c, x_u, fit_u.converged, float(np.linalg.norm(x_u - x0)), fit_u.n_iter,
-                             None if fit_u.converged else fit_u.cause, fit_u.nonsmooth is not None))
+                             None if fit_u.converged else fit_u.cause, fit_u.nonsmooth is not None,
+                             loss.evaluations + control.evaluations - work))
     return out, ChainState(x_c, H_c, x_u, H_u)
 
 
@@ -321,6 +331,32 @@ def _lower_of(fit, other):
     if other.converged and (not fit.converged or other.value < fit.value):
         return other
     return fit
+
+
+class Counted:
+    r"""``loss`` (a :class:`numerics.user_loss.UserLoss` or ``ClipControl``) counting its work:
+    ``evaluations`` grows by 1 per value and by :data:`GRADIENT_EVALUATIONS` per value and
+    gradient.  The count, not a clock, is what the nominal cost model charges: it is the
+    same on every machine and at every load, and it sees what a fit really did (a kinked
+    fit's gradient sampling, a training field's flow and Jacobians, differenced gradients
+    as the values they are)."""
+
+    def __init__(self, loss):
+        self.loss = loss.loss if isinstance(loss, Counted) else loss
+        self.evaluations = loss.evaluations if isinstance(loss, Counted) else 0.0
+
+    def __getattr__(self, name):
+        if name in ("loss", "evaluations") or name.startswith("__"):
+            raise AttributeError(name)
+        return getattr(self.loss, name)
+
+    def value(self, *args):
+        self.evaluations += 1.0
+        return self.loss.value(*args)
+
+    def value_and_grad(self, *args):
+        self.evaluations += GRADIENT_EVALUATIONS
+        return self.loss.value_and_grad(*args)
 
 
 # --------------------------------------------------------------------------

@@ -141,6 +141,14 @@ class ModelRun:
             stat = lambda x: feature_quotient(self.fam, x, paired)  # noqa: E731
         self.flat = flat_directions(fun, self.chains[0][N].x_u, stat, self.fam, self.user.learned)
 
+    def evaluations(self) -> dict:
+        """Mean loss evaluations of this model's paired fits by batch size (the cost model's count)."""
+        by_size = {}
+        for chain in self.chains.values():
+            for N, rec in chain.items():
+                by_size.setdefault(N, []).append(rec.evaluations)
+        return {N: float(np.mean(v)) for N, v in by_size.items()}
+
     def add(self, r, records, state):
         self.chains.setdefault(r, {}).update({rec.N: rec for rec in records})
         self.states[r] = state

@@ -404,8 +404,8 @@ def _rounds(ex, user, control, chosen, asked, st):
             if more is not None:
                 plan[run.k] = more
         if plan:
-            cost = sum(round_cost(runs[k].sizes, reps, new, runs[k].fam.size + fit_loss.size,
-                                  not fit_loss.has_gradient(), user.backend) for k, (reps, new) in plan.items())
+            cost = sum(round_cost(runs[k].sizes, reps, new, runs[k].evaluations(), user.backend)
+                       for k, (reps, new) in plan.items())
             if used + cost > budget:
                 notes.append(f"stopped after round {rounds}: the next round (about {cost:.0f} s "
                              f"nominal) would overrun the budget of {budget:g} s")

@@ -303,7 +303,8 @@ def test_paired_fits_chain_each_fit_from_the_previous_one(monkeypatch):
     monkeypatch.setattr(bf, "fit_batch", spy)
     records, _ = paired_fits(fam, U, V, [24, 48], x0, variant, control, rng=np.random.default_rng(0))
     (c1, u1, c2, u2) = calls
-    assert [c[0] for c in calls] == [control, variant, control, variant]
+    # each loss is passed wrapped in its evaluation counter (numerics.batch_fit.Counted)
+    assert [c[0].loss for c in calls] == [control, variant, control, variant]
     assert [c[1] for c in calls] == [24, 24, 48, 48]  # the nested prefixes
     np.testing.assert_array_equal(c1[2], x0)
     assert c1[3] is None
@@ -335,7 +336,7 @@ def test_the_variants_first_start_is_at_the_controls_effective_similarity(monkey
     monkeypatch.setattr(bf, "fit_batch", spy)
     paired_fits(fam, U, V, [32], x0, scaled, control, rng=np.random.default_rng(0), perturbation=0.0)
     (_, _, fit_c), (loss, x_u0, _) = starts
-    assert loss is scaled
+    assert loss.loss is scaled  # in its evaluation counter (numerics.batch_fit.Counted)
     # unperturbed start: the encoders divided by sqrt(4), so that 4 G_u^T G_v is the control's
     # (rounding of a square root and a division: ~1e-16 relative)
     np.testing.assert_allclose(4.0 * fam.invariant(x_u0), fam.invariant(fit_c.x), rtol=1e-13, atol=1e-14)
@@ -604,3 +605,46 @@ def test_fit_batch_silences_runtime_warnings_only():
     assert fit.converged
     with pytest.warns(UserWarning, match="from the loss"):
         fit_batch(fam, U, V, x0, noisy(UserWarning))
+
+
+class _CountingControl(ClipControl):
+    """CLIP's control counting its own calls, independently of numerics.batch_fit.Counted."""
+
+    def __init__(self):
+        super().__init__()
+        self.calls = {"value": 0, "value_and_grad": 0}
+
+    def value(self, *args):
+        self.calls["value"] += 1
+        return super().value(*args)
+
+    def value_and_grad(self, *args):
+        self.calls["value_and_grad"] += 1
+        return super().value_and_grad(*args)
+
+
+@pytest.mark.parametrize("with_grad", [True, False])
+def test_paired_fits_count_the_evaluations_the_fits_made(with_grad):
+    """The cost model's count: a value is one evaluation, a value with its gradient two,
+    a differenced gradient its values, for the control and the variant alike."""
+    fam, U, V, x0, _, _ = _paired_setup()
+    calls = {"loss": 0, "grad": 0}
+
+    def loss(F):
+        calls["loss"] += 1
+        return clip_np(F)
+
+    def grad(F):
+        calls["grad"] += 1
+        return (softmax(F, axis=1) + softmax(F, axis=0)) / (2 * F.shape[0]) - np.eye(F.shape[0]) / F.shape[0]
+
+    variant = UserLoss(loss, grad=grad if with_grad else None, backend="numpy")
+    control = _CountingControl()
+    records, _ = paired_fits(fam, U, V, [32, 64], x0, variant, control, rng=np.random.default_rng(1))
+    # UserLoss.value_and_grad calls the loss and its grad once each
+    variant_work = (calls["loss"] - calls["grad"]) + 2 * calls["grad"]
+    control_work = control.calls["value"] + 2 * control.calls["value_and_grad"]
+    assert sum(r.evaluations for r in records) == variant_work + control_work
+    assert all(r.evaluations > 0 for r in records)
+    if not with_grad:  # by differences: 2 values per parameter and step, at least
+        assert calls["grad"] == 0 and calls["loss"] >= 2 * fam.size
