@@ -13,6 +13,8 @@ from __future__ import annotations
 import dis
 import functools
 import importlib
+import os
+import sysconfig
 import types
 from typing import Callable
 
@@ -68,7 +70,8 @@ def _framework_of(obj) -> str | None:
 def frameworks_used_by(loss) -> set:
     """The frameworks (``"torch"``, ``"jax"``) the loss's own code refers to: the globals of
     its function (of ``__call__``/``forward`` for an object, through ``functools.partial``)
-    and its closure, looked up by name, never the process's other imports."""
+    and its closure, looked up by name, and those of the helper functions it calls that are
+    the user's own (not an installed library's), never the process's other imports."""
     seen, found = set(), set()
     targets = [loss]
     while targets:
@@ -93,19 +96,35 @@ def frameworks_used_by(loss) -> set:
             code_names.update(ins.argval for ins in dis.get_instructions(code)
                               if ins.opname in ("LOAD_GLOBAL", "LOAD_NAME"))
             codes += [c for c in code.co_consts if isinstance(c, types.CodeType)]
-        for name in code_names:
-            if name in func.__globals__:
-                fw = _framework_of(func.__globals__[name])
-                if fw:
-                    found.add(fw)
+        referred = [func.__globals__[name] for name in code_names if name in func.__globals__]
         for cell in func.__closure__ or ():
             try:
-                fw = _framework_of(cell.cell_contents)
+                referred.append(cell.cell_contents)
             except ValueError:  # an empty cell
                 continue
+        for obj in referred:
+            fw = _framework_of(obj)
             if fw:
                 found.add(fw)
+            elif _is_user_function(obj):
+                targets.append(obj)  # a helper of the user's: its own references count too
     return found
+
+
+def _library_paths() -> tuple:
+    paths = sysconfig.get_paths()
+    return tuple({os.path.realpath(paths[k]) for k in ("stdlib", "platstdlib", "purelib", "platlib") if k in paths})
+
+
+def _is_user_function(obj) -> bool:
+    """A Python function (or a partial of one) of the user's code: not of an installed
+    library or the standard library, whose references are not the loss's."""
+    if isinstance(obj, functools.partial):
+        return True
+    if not isinstance(obj, types.FunctionType):
+        return False
+    path = os.path.realpath(obj.__code__.co_filename)
+    return not path.startswith(_library_paths())
 
 
 def resolve_backend(loss, backend: str, probe: Callable[[], object] | None = None) -> str:

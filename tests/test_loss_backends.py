@@ -85,6 +85,18 @@ def make_closure(mod):
 
 def scaled(F, scale):
     return jnp.sum(scale * F)
+
+def _rows(F):
+    return torch.logsumexp(F, 1).mean()
+
+def through_a_helper(F):
+    return 0.5 * (_rows(F) + _rows(F.T))
+
+def through_two_helpers(F):
+    return through_a_helper(F) + uses_numpy(F)
+
+def recursive_helper(F, depth=2):
+    return recursive_helper(F, depth - 1) if depth else np.sum(F)
 ''', log_softmax=_torch_function())
 
 
@@ -122,6 +134,14 @@ jnp, torch = FAKE_JNP, FAKE_TORCH  # the globals the classes above refer to
 ])
 def test_frameworks_used_by_functions(name, expected):
     assert lb.frameworks_used_by(FNS[name]) == expected
+
+
+def test_frameworks_used_by_follows_the_users_helper_functions():
+    assert lb.frameworks_used_by(FNS["through_a_helper"]) == {"torch"}
+    assert lb.frameworks_used_by(FNS["through_two_helpers"]) == {"torch"}
+    assert lb.frameworks_used_by(FNS["recursive_helper"]) == set()  # a cycle ends
+    # a library's function is not followed: numpy's own code is not the loss's
+    assert lb.frameworks_used_by(_define("def f(F):\n    return mean(F)\n", mean=np.mean)["f"]) == set()
 
 
 def test_frameworks_used_by_closures_partials_methods_and_callables():
