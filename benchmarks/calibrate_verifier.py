@@ -231,6 +231,9 @@ def main(argv=None) -> int:
     p.add_argument("--kinds", nargs="+", default=["smooth"], choices=["smooth", *FAMILIES],
                    help="which families to run (default: smooth, the set of the first study)")
     p.add_argument("--seeds", type=int, default=50, help="seeds per variant of the other kinds (default 50)")
+    p.add_argument("--from-seed", type=int, default=0,
+                   help="first seed of the other kinds to run (default 0): a second process on the same "
+                        "records can take the upper seeds")
     args = p.parse_args(argv)
     args.records.parent.mkdir(parents=True, exist_ok=True)
     done = {}
@@ -246,7 +249,7 @@ def main(argv=None) -> int:
             for s in range(max(args.correct_seeds, args.kappa_seeds)):
                 tasks += [(v, s) for v in CORRECT if s < args.correct_seeds]
                 tasks += [(f"kappa={k:g}", s) for k in KAPPAS if s < args.kappa_seeds]
-        for s in range(args.seeds):
+        for s in range(args.from_seed, args.seeds):
             tasks += [(v, s) for kind in args.kinds if kind != "smooth" for v in FAMILIES[kind]]
         todo = [t for t in tasks if t not in done]
         print(f"{len(done)} verdicts on file, {len(todo)} to run", file=sys.stderr)
