@@ -309,28 +309,11 @@ def paired_fits(family: LinearEncoders, U, V, sizes, x_start, loss, control, *,
             fit_u = fit_field(family, Ub, Vb, x0, loss)
         else:
             fit_u = fit_batch(family, Ub, Vb, x0, loss, hess_inv=H0)
-            if fit_u.nonsmooth is not None and fit_u.converged:
-                fit_u = _lower_of(fit_u, fit_batch(family, Ub, Vb, _variant_start(family, x_c, loss, control, rng, 0.0),
-                                                   loss))
         x_u, H_u = fit_u.x, fit_u.hess_inv
         out.append(PairedFit(N, x_c, x_u, fit_u.converged, float(np.linalg.norm(x_u - x0)), fit_u.n_iter,
                              None if fit_u.converged else fit_u.cause, fit_u.nonsmooth is not None,
                              loss.evaluations + control.evaluations - work))
     return out, ChainState(x_c, H_c, x_u, H_u)
-
-
-def _lower_of(fit, other):
-    """The certified fit of lower value (``fit`` on a tie or when neither is certified).
-
-    Taken only when the chain's fit was certified by the nonsmooth phase.  A kinked batch
-    loss has many shallow local minima, a few 1e-4 apart in value (the
-    debiased loss's at N = 256); which one a chain's warm start reaches is noise that the
-    population minimiser does not have.  Its second start is the control's own fit on the
-    batch; the lower of the two is the better estimate of the batch's minimiser (measured
-    on 8 replicates: paired spread 0.085 against 0.105 for the chain's alone)."""
-    if other.converged and (not fit.converged or other.value < fit.value):
-        return other
-    return fit
 
 
 class Counted:
