@@ -3,7 +3,9 @@
 Runs ``python -m proofs_checks verify`` on open_clip's ``ClipLoss`` and
 ``SigLipLoss`` and lightly's ``NTXentLoss``, ``DCLLoss`` and ``DCLWLoss`` (no wrapper: the
 classes are instantiated with no arguments), for every claim, under dot and
-cosine similarity, and prints one line per run: exit code, verdict, seconds.
+cosine similarity, and prints one line per run: exit code, verdict, seconds.  Two losses
+of the tests come too, under dot: Chuang et al.'s debiased loss (a clamp) and lightly's
+DCLW computation with its weights detached, on unnormalised embeddings (a stop-gradient).
 Needs ``pip install ".[torch]" open-clip-torch lightly`` (open_clip and lightly
 import torchvision).  Not part of the tests.
 
@@ -29,12 +31,16 @@ LOSSES = {
     "lightly.loss:NTXentLoss": [],
     "lightly.loss:DCLLoss": [],
     "lightly.loss:DCLWLoss": [],
+    # the kinds of the verifier's kinks-and-stop-gradients section, as written in the tests
+    "tests/test_verify_kinks_stopgrad.py:debiased_torch": ["--inputs", "logits"],
+    "tests/test_verify_kinks_stopgrad.py:dclw_detached": [],
 }
 
 
 def run(target, extra, claim, similarity, seed, timeout):
+    inputs = [] if "--inputs" in extra else ["--inputs", "embeddings"]
     cmd = [sys.executable, "-m", "proofs_checks", "verify", target.split(" ")[0], "--claim", claim,
-           "--inputs", "embeddings", "--similarity", similarity, "--seed", str(seed), "--quiet", *extra]
+           *inputs, "--similarity", similarity, "--seed", str(seed), "--quiet", *extra]
     t0 = time.perf_counter()
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=ROOT)
@@ -56,8 +62,8 @@ def main(argv=None):
     jobs = []
     for target, extra in LOSSES.items():
         for similarity in ("dot", "cosine"):
-            if "fixed" in target and similarity == "cosine":
-                continue
+            if ("fixed" in target or target.startswith("tests/")) and similarity == "cosine":
+                continue  # a fixed scale is invisible under cosine; the test losses are dot ones
             for claim in args.claims:
                 seeds = range(args.clip_seeds) if target.startswith("open_clip.loss:ClipLoss") \
                     and claim in CLAIMS[:2] else [0]
