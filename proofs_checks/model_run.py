@@ -118,6 +118,7 @@ class ModelRun:
         return self._stat(x, self.control.multiplier(self.fam.unpack(x).theta))
 
     objective = "value"  # what the variant's fits solve (numerics.batch_fit.OBJECTIVES)
+    loss_kinked = False  # a fit of the loss, on any model, went through the nonsmooth phase
 
     def task(self, similarity, seed, r, sizes, probe) -> ChainTask:
         return ChainTask(self.model, similarity, seed, self.k, r, sizes, self.x_start, self.user,
@@ -187,8 +188,11 @@ class ModelRun:
             ec.append([float(np.linalg.norm(b - T_c)) for b in SC[i]])
             au.append([float(np.max(subspace_angles(self.fam.u_subspace(rec.x_u), self.Uk))) for rec in recs])
             ac.append([float(np.max(subspace_angles(self.fam.u_subspace(rec.x_c), self.Uk))) for rec in recs])
-        # A kinked batch loss's minimiser is biased like N^{-1/2} (proofs_checks.verdict.estimate_delta)
-        kinked = any(self.chains[r][N].kinked for r in reps for N in sizes)
+        # A kinked batch loss's minimiser is biased like N^{-1/2} (proofs_checks.verdict.estimate_delta).
+        # The kink is the loss's, not the model's: a fit on any model that stalled at one
+        # (loss_kinked, set by the verifier) counts, since this model's fits may all have
+        # ended on one smooth branch and still be biased by which branch it was.
+        kinked = self.loss_kinked or any(self.chains[r][N].kinked for r in reps for N in sizes)
         est = estimate_delta(sizes, D, gap, SU, look=look, rate=0.5 if kinked else 1.0)
         verdict, drifting, n_next = decide(est, self.margin)
         if not usable:

@@ -386,12 +386,14 @@ def _rounds(ex, user, control, chosen, asked, st):
             notes.append(f"gradient check at the first fit: {'agrees' if check.passed else 'disagrees'} "
                          f"({check.describe()})")
         tested, plan = set(plan), {}
+        loss_kinked = any(rec.kinked for run in runs for chain in run.chains.values() for rec in chain.values())
         for run in runs:
             if run.k not in tested:
                 continue  # decided earlier, no new data: its verdict stands
             if rounds == 1:
                 run.find_flat(seed)
             run.looks += 1
+            run.loss_kinked = loss_kinked
             run.verdict = v = run.result(run.looks)
             say(f"round {rounds}, model {run.k + 1}/{len(runs)} ({run.model.label}): "
                 f"{v.verdict}, delta = {v.estimate.delta:.3g} "

@@ -234,3 +234,27 @@ def test_only_the_sizes_every_replicate_has_count():
     v = run.result()
     assert v.sizes == SIZES and v.set_aside == 0 and v.differences.shape[0] == 3
     np.testing.assert_allclose(v.differences, [[want[r][N] for N in SIZES] for r in range(3)], atol=1e-12)
+
+
+def test_a_kink_seen_on_any_model_sets_the_rate_of_every_model(monkeypatch):
+    """The N^{-1/2} extrapolation is the loss's: a model whose own fits all ended on one
+    smooth branch still takes it once a fit of the loss on any model stalled at a kink
+    (the verifier sets ``loss_kinked``); without either, 1/N."""
+    import proofs_checks.model_run as mr
+
+    rates, real = [], mr.estimate_delta
+
+    def spy(*args, rate=1.0, **kw):
+        rates.append(rate)
+        return real(*args, rate=rate, **kw)
+
+    monkeypatch.setattr(mr, "estimate_delta", spy)
+    run = _run()
+    _fill(run, np.random.default_rng(13), [[True, True]] * 4)
+    run.result()
+    run.loss_kinked = True
+    run.result()
+    run.loss_kinked = False
+    run.chains[0][SIZES[0]].kinked = True  # one of its own fits
+    run.result()
+    assert rates == [1.0, 0.5, 0.5]
