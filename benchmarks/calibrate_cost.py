@@ -60,7 +60,7 @@ def _kinds():
 
 
 def measure(kind: str, seed: int = 0, similarity: str = "dot") -> list:
-    """``[(round, N^2 x evaluations, predicted nominal s, real s)]`` for the first round and a
+    """``(backend, [(round, N^2 x evaluations, predicted nominal s, real s)])`` for the first round and a
     round at 2 N_max; the prediction of the second is the verifier's, from the first's counts
     (the first round is not budgeted: None)."""
     loss, kw, objective = _kinds()[kind]()
@@ -86,7 +86,7 @@ def measure(kind: str, seed: int = 0, similarity: str = "dot") -> list:
                 work += sum(rec.N**2 * rec.evaluations for rec in records)
             run.sizes = sorted(set(run.sizes) | set(new))
         out.append((label, work, predicted, time.perf_counter() - t0))
-    return out
+    return user.backend, out
 
 
 def main(argv=None) -> int:
@@ -97,11 +97,10 @@ def main(argv=None) -> int:
           f"{'nominal/real':>13} {'predicted s':>12}")
     for kind in args.kinds:
         try:
-            rows = measure(kind)
+            backend, rows = measure(kind)
         except Exception as exc:  # a backend that is not installed: say so and go on
             print(f"{kind:<13} skipped: {type(exc).__name__}: {exc}")
             continue
-        backend = UserLoss(_kinds()[kind]()[0], **_kinds()[kind]()[1]).backend
         for label, work, predicted, real in rows:
             nominal = work / RATES[backend]
             print(f"{kind:<13} {label:<16} {work:>12.3g} {real:>7.1f} {work / real:>8.2g} {nominal:>10.1f} "

@@ -325,8 +325,7 @@ class Counted:
     as the values they are)."""
 
     def __init__(self, loss):
-        self.loss = loss.loss if isinstance(loss, Counted) else loss
-        self.evaluations = loss.evaluations if isinstance(loss, Counted) else 0.0
+        self.loss, self.evaluations = loss, 0.0
 
     def __getattr__(self, name):
         if name in ("loss", "evaluations") or name.startswith("__"):

@@ -111,6 +111,7 @@ def frameworks_used_by(loss) -> set:
     return found
 
 
+@functools.lru_cache(maxsize=1)
 def _library_paths() -> tuple:
     paths = sysconfig.get_paths()
     return tuple({os.path.realpath(paths[k]) for k in ("stdlib", "platstdlib", "purelib", "platlib") if k in paths})
