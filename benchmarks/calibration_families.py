@@ -16,7 +16,8 @@ the column-wise one.
     branches are minimised at the same point, so their maximum is too (it is at least either
     branch everywhere, and equals the larger minimum there).  The relative distance to
     CLIP's minimiser is :math:`\kappa`; the batch loss has a kink where the two directions
-    are equal, which finite-batch minimisers often sit on.
+    are equal, which finite-batch minimisers often sit on.  At :math:`\kappa = 0.05` the
+    distance equals the default margin: a confirmation there is false, a refutation is power.
 ``stopgrad`` (torch): :math:`-(1+\kappa)\overline{\mathrm{diag}\,F} + \frac1N\sum_{ij}
     \mathrm{sg}(p_{ij})F_{ij}` with :math:`p` the row softmax of :math:`F` under
     ``detach()``.  Its value is linear in :math:`F` (no minimiser), but the field autograd
@@ -150,10 +151,12 @@ SUBSPACE = {"claim": "same-subspace-as-clip", "inputs": "embeddings"}
 FAMILIES = {
     "kinked": {
         "kinked kappa=0": (lambda: kinked_max(0.0), MINIMIZERS, "confirmed", 0.0),
+        "kinked kappa=0.05": (lambda: kinked_max(0.05), MINIMIZERS, "refuted", 0.05),
         "kinked kappa=0.1": (lambda: kinked_max(0.1), MINIMIZERS, "refuted", 0.1),
     },
     "stopgrad": {
         "stopgrad kappa=0": (lambda: stopgrad_linear(0.0), MINIMIZERS, "confirmed", 0.0),
+        "stopgrad kappa=0.05": (lambda: stopgrad_linear(0.05), MINIMIZERS, "refuted", 0.05),
         "stopgrad kappa=0.1": (lambda: stopgrad_linear(0.1), MINIMIZERS, "refuted", 0.1),
     },
     "norm-invariant": {

@@ -6,6 +6,12 @@ identifiers, so their results do not depend on where or in which order they
 run: a serial run and a run on any number of workers give the same numbers.
 
 * ``workers=1`` and no ``scheduler``: a plain loop in this process.
+* ``workers="auto"``: one process per available core, forked from this one for each
+  map (:class:`ForkExecutor`, the standard library's ``multiprocessing``; no Dask, no
+  pickling of the tasks, so a loss defined anywhere works).  A plain loop instead where
+  forking is not safe or not possible: one core, a platform other than Linux, a
+  daemonic process (a Dask worker), a process that has loaded JAX (multithreaded, not
+  fork-safe), or a caller that says so.
 * ``workers=K > 1``: an embedded :class:`dask.distributed.LocalCluster` of ``K``
   single-threaded worker processes, closed afterwards.
 * ``scheduler="tcp://HOST:PORT"``: an existing cluster (started with
@@ -16,14 +22,20 @@ when asked for, and its absence is reported with that command.
 """
 from __future__ import annotations
 
+import multiprocessing
+import os
+import sys
 from contextlib import contextmanager
+from multiprocessing.pool import MaybeEncodingError
 from typing import Callable, Iterable
 
-from numerics._validation import as_count, fail
+from numerics._validation import fail
 
-from .verify_args import as_seconds
+from .verify_args import AUTO, as_seconds, as_workers
 
-__all__ = ["DASK_HINT", "DEFAULT_CONNECT_TIMEOUT", "ClusterError", "Executor", "executor"]
+__all__ = ["AUTO", "DASK_HINT", "DEFAULT_CONNECT_TIMEOUT", "ClusterError", "Executor", "ForkExecutor",
+           "as_workers", "executor", "local_cores"]
+
 
 #: Seconds to wait for an existing scheduler before giving up (``connect_timeout``).
 DEFAULT_CONNECT_TIMEOUT = 10.0
@@ -66,14 +78,86 @@ class Executor:
         return self.client.gather(futures)
 
 
+def local_cores() -> int:
+    """The cores this process may run on (its CPU affinity, not the machine's count)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def _can_fork() -> bool:
+    """Forking is possible and safe here: Linux, not a daemonic process, and no JAX loaded
+    (its threads make a fork deadlock-prone, whatever the forked tasks use)."""
+    return (sys.platform.startswith("linux") and "fork" in multiprocessing.get_all_start_methods()
+            and not multiprocessing.current_process().daemon and "jax" not in sys.modules)
+
+
+# The map a forked child runs: set by the parent just before it forks, read by the child
+# from its copy of the parent's memory (the tasks are never pickled).
+_JOB: tuple | None = None
+
+
+def _child_start():
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        torch.set_num_threads(1)  # the child shares the cores with its siblings
+
+
+def _child_run(i: int):
+    func, tasks = _JOB
+    try:
+        return True, func(tasks[i])
+    except Exception:  # noqa: BLE001 - re-raised by the parent, which runs the task again
+        return False, None
+
+
+class ForkExecutor(Executor):
+    """Maps a function over tasks on ``workers`` processes forked from this one.
+
+    The children inherit the tasks (nothing is pickled on the way out); only results
+    travel back, pickled.  A task that raises in a child is run again in the parent, so
+    the caller sees the genuine exception; results that cannot be pickled make the whole
+    map run in this process.  Either way the results are the serial ones: each task is
+    seeded by its own identifiers."""
+
+    def __init__(self, workers: int):
+        super().__init__()
+        self._workers = int(workers)
+
+    @property
+    def workers(self) -> int:
+        return self._workers
+
+    def map(self, func: Callable, tasks: Iterable) -> list:
+        global _JOB
+        tasks = list(tasks)
+        if len(tasks) <= 1 or self._workers <= 1:
+            return [func(t) for t in tasks]
+        _JOB = (func, tasks)
+        try:
+            context = multiprocessing.get_context("fork")
+            with context.Pool(min(self._workers, len(tasks)), initializer=_child_start) as pool:
+                out = pool.map(_child_run, range(len(tasks)), chunksize=1)
+        except (MaybeEncodingError, OSError):
+            return [func(t) for t in tasks]  # results that do not pickle, or no process to fork
+        finally:
+            _JOB = None
+        return [result if ok else func(task) for (ok, result), task in zip(out, tasks)]
+
+
 @contextmanager
-def executor(workers: int = 1, scheduler: str | None = None, connect_timeout: float = DEFAULT_CONNECT_TIMEOUT):
+def executor(workers: int | str = 1, scheduler: str | None = None, connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
+             *, fork_safe: bool = True):
     """Context manager yielding an :class:`Executor` (module docstring).
+
+    ``fork_safe=False`` makes ``workers="auto"`` a plain loop (the caller's tasks use a
+    library that must not be forked, such as JAX).
 
     Raises
     ------
     numerics.InvalidInputError
-        ``workers`` not an integer >= 1, ``scheduler`` not a string, or
+        ``workers`` not an integer >= 1 or ``"auto"``, ``scheduler`` not a string, or
         ``connect_timeout`` not a number of seconds > 0.
     ImportError
         Dask is needed (``workers > 1`` or a ``scheduler``) but not installed;
@@ -82,10 +166,14 @@ def executor(workers: int = 1, scheduler: str | None = None, connect_timeout: fl
         The scheduler did not answer within ``connect_timeout`` seconds, or the
         local cluster could not start.
     """
-    workers = as_count(workers, "workers", 1)
+    workers = as_workers(workers)
     if scheduler is not None and not isinstance(scheduler, str):
         raise fail("scheduler", scheduler, "an address such as 'tcp://127.0.0.1:8786', or None")
     connect_timeout = as_seconds(connect_timeout, "connect_timeout")
+    if scheduler is None and workers == AUTO:
+        cores = local_cores()
+        yield ForkExecutor(cores) if fork_safe and cores > 1 and _can_fork() else Executor()
+        return
     if scheduler is None and workers == 1:
         yield Executor()
         return

@@ -170,7 +170,7 @@ def verify_variant(loss: Callable[[np.ndarray], float], *, claim: str, inputs: s
                    seed: int = 0, grad: Callable | None = None, models: list | None = None,
                    n_models: int = 3, sizes=None, replicates: int = DEFAULT_REPLICATES,
                    margin: float | None = None, budget: float = DEFAULT_BUDGET,
-                   direction: str = "both", name: str | None = None, workers: int = 1,
+                   direction: str = "both", name: str | None = None, workers: int | str = "auto",
                    scheduler: str | None = None, connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
                    progress: Callable[[str], None] | None = None, objective: str = "auto") -> VariantVerification:
     r"""Verify ``claim`` for the contrastive loss ``loss`` on Gaussian models.
@@ -230,8 +230,10 @@ def verify_variant(loss: Callable[[np.ndarray], float], *, claim: str, inputs: s
     name : str, optional
         Name used in the report (defaults to the loss's ``__name__``).
     workers, scheduler
-        Run the (model, replicate) fits on a Dask cluster
-        (:mod:`proofs_checks.parallel`); the result is the same.
+        Where the (model, replicate) fits run (:mod:`proofs_checks.parallel`); the result
+        is the same.  ``"auto"`` (default): one forked process per available core on
+        Linux (serial for a JAX loss, on one core, or elsewhere); ``1``: serially in
+        this process; ``K > 1`` or a ``scheduler`` address: a Dask cluster.
     connect_timeout : float
         Seconds to wait for ``scheduler`` before raising
         :class:`proofs_checks.parallel.ClusterError` (default 10).
@@ -298,7 +300,7 @@ def verify_variant(loss: Callable[[np.ndarray], float], *, claim: str, inputs: s
     chosen, head = _chosen_objective(user, asked, check, "at the start", head)
     setting = dict(models=models, similarity=similarity, claim=claim, direction=direction, margin=margin,
                    seed=seed, replicates=replicates, sizes=sizes, budget=budget, say=say, t0=t0)
-    with executor(a["workers"], a["scheduler"], a["connect_timeout"]) as ex:
+    with executor(a["workers"], a["scheduler"], a["connect_timeout"], fork_safe=user.backend != "jax") as ex:
         runs, rounds, stopped, notes, redo = _rounds(ex, user, control, chosen, asked, setting)
         if redo is not None:  # the gradient check failed at the fit: what training reaches instead
             chosen, head = _chosen_objective(user, asked, redo, "at the first fit", head)
@@ -464,10 +466,12 @@ def _model_notes(claim, models, verdicts, user, runs=()) -> list:
     notes = []
     causes = {run.model.label: _cause_counts(run) for run in runs}
     if claim == "same-subspace-as-clip":
-        full = [m.label for m in models if m.n_e >= min(m.n_u, m.n_v)]
-        if full:
-            notes.append(f"{', '.join(full)}: n_e = min(n_u, n_v), so the projectors are the identity whatever "
-                         "the fit: the rank decides there (the claim needs all n_e canonical pairs kept)")
+        for m in models:
+            sides = [side for side, n in (("u", m.n_u), ("v", m.n_v)) if m.n_e >= n]
+            if sides:
+                notes.append(f"{m.label}: n_e = n_{' = n_'.join(sides)}, so the {' and '.join(sides)}-side "
+                             "projector is the identity whatever the fit: the rank decides there (the claim "
+                             "needs all n_e canonical pairs kept)")
     by_feature = [run.model.label for run in runs if getattr(run, "by_feature", False)]
     if by_feature:
         notes.append(f"{'; '.join(by_feature)}: the loss standardises each feature over the batch: its bilinear "
@@ -497,6 +501,12 @@ def _model_notes(claim, models, verdicts, user, runs=()) -> list:
             notes.append(f"{v.label}: {v.set_aside} of {total} replicates set aside: the variant's fit "
                          f"found no stationary point on one of their batches ({why})"
                          + ("" if v.usable else "; too many to decide"))
+        if v.verdict == "inconclusive" and v.slow_spread:
+            more = (f"N ~ {v.n_to_decide} would likely decide" if v.n_to_decide is not None
+                    else "no feasible batch size is likely to decide")
+            notes.append(f"{v.label}: the paired spread shrinks like N^-{max(v.spread_exponent, 0):.2f} between "
+                         f"N = {v.sizes[0]} and {v.sizes[-1]}, not N^-1/2: the fits have heavy tails (a "
+                         f"softmax over the batch that a few pairs dominate?), so more data decides slowly ({more})")
         if v.drifting:
             ratio = v.estimate.drift_ratio
             size = f"{ratio:.0%} of its size" if ratio < 10 else "more than 10 times its size"

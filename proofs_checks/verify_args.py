@@ -21,7 +21,7 @@ from .claims import CLAIMS, DIRECTIONS
 from .verdict import DEFAULT_RELATIVE_MARGIN
 
 __all__ = ["CLAIMS", "DIRECTIONS", "INPUTS", "SIMILARITIES", "SIMILARITY_NAMES", "BACKEND_NAMES", "OBJECTIVE_NAMES",
-           "as_seconds", "as_seed", "as_sizes", "as_margin", "as_models", "as_callable_or_none",
+           "AUTO", "as_seconds", "as_seed", "as_sizes", "as_margin", "as_models", "as_callable_or_none", "as_workers",
            "as_control_scale", "as_name", "VALIDATORS", "validate"]
 
 #: Similarities the verifier fits under (cosine has no closed form: its control is
@@ -128,7 +128,7 @@ VALIDATORS = {
     "n_models": lambda v: as_count(v, "n_models", 1),
     "models": as_models,
     "name": as_name,
-    "workers": lambda v: as_count(v, "workers", 1),
+    "workers": lambda v: as_workers(v),
     "connect_timeout": lambda v: as_seconds(v, "connect_timeout"),
     "progress": lambda v: as_callable_or_none(v, "progress", "a callable taking one line of text"),
     "control_scale": as_control_scale,
@@ -137,6 +137,20 @@ VALIDATORS = {
     "sizes": lambda v: None if v is None else as_sizes(v),
     "objective": lambda v: as_choice(v, OBJECTIVE_NAMES, "objective"),
 }
+
+
+#: ``workers=AUTO``: one forked process per available core where that is safe
+#: (:mod:`proofs_checks.parallel`).
+AUTO = "auto"
+
+
+def as_workers(value):
+    """``"auto"`` or an integer >= 1 (where the fits run, :func:`proofs_checks.parallel.executor`)."""
+    if isinstance(value, str) and value == AUTO:
+        return AUTO
+    if isinstance(value, str):
+        raise fail("workers", value, f"an integer >= 1 or {AUTO!r}")
+    return as_count(value, "workers", 1)
 
 
 def _scheduler(value):

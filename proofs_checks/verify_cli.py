@@ -53,6 +53,15 @@ def _param(text: str):
                                          "a Python identifier and a number") from None
 
 
+def _workers(text: str):
+    if text == "auto":
+        return text
+    try:
+        return int(text)  # judged (>= 1) with the other arguments, by the verifier
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--workers {text!r}: expected an integer >= 1 or 'auto'") from None
+
+
 class _Parser(argparse.ArgumentParser):
     """An argument parser whose usage errors are one line on stderr (exit 2)."""
 
@@ -106,8 +115,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sizes", type=int, nargs="+", metavar="N",
                    help="batch sizes of the first round, increasing (default depends on the similarity)")
     p.add_argument("--replicates", type=int, default=DEFAULT_REPLICATES)
-    p.add_argument("--workers", type=int, default=1,
-                   help="run the fits on a local Dask cluster of this many processes")
+    p.add_argument("--workers", type=_workers, default="auto",
+                   help="'auto' (default): one forked process per core (serial for a JAX loss); "
+                        "1: serially; K > 1: a local Dask cluster of K processes")
     p.add_argument("--scheduler", metavar="ADDRESS",
                    help="run the fits on an existing Dask cluster (tcp://HOST:PORT)")
     p.add_argument("--connect-timeout", type=float, default=DEFAULT_CONNECT_TIMEOUT, metavar="SECONDS",

@@ -13,7 +13,7 @@ import numpy as np
 from numerics.flat import FlatDirections
 
 from . import report
-from .verdict import DeltaEstimate, RankEstimate, combine
+from .verdict import SLOW_SPREAD, SLOW_SPREAD_REPLICATES, DeltaEstimate, RankEstimate, combine, spread_exponent
 
 __all__ = ["EXIT_CODES", "REASONS", "ModelVerdict", "VariantVerification"]
 
@@ -138,6 +138,18 @@ class ModelVerdict:
         D = self.differences
         return np.sqrt(np.mean(np.sum((D - D.mean(axis=0)) ** 2, axis=2), axis=0))
 
+    @property
+    def spread_exponent(self) -> float:
+        r""":math:`p` in paired spread :math:`\propto N^{-p}` over the sizes
+        (:func:`proofs_checks.verdict.spread_exponent`; 1/2 for fits at the usual rate)."""
+        return spread_exponent(self.sizes, self.differences)
+
+    @property
+    def slow_spread(self) -> bool:
+        """The paired spread shrinks clearly more slowly than :math:`N^{-1/2}`
+        (:data:`proofs_checks.verdict.SLOW_SPREAD`, over enough replicates to tell)."""
+        return self.differences.shape[0] >= SLOW_SPREAD_REPLICATES and self.spread_exponent < SLOW_SPREAD
+
     def to_dict(self) -> dict:
         e = self.estimate
         rel = 1.0 / self.target_norm if self.target_norm > 0 else math.nan
@@ -158,6 +170,7 @@ class ModelVerdict:
             "target_norm": self.target_norm, "control_gap": self.control_gap,
             "user_error": self.user_error.tolist(), "control_error": self.control_error.tolist(),
             "paired_spread": self.paired_spread.tolist(),
+            "spread_exponent": self.spread_exponent if math.isfinite(self.spread_exponent) else None,
             "max_angle_user": self.angles_user.max(axis=1).tolist(),
             "max_angle_control": self.angles_control.max(axis=1).tolist(),
         }

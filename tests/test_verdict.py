@@ -309,3 +309,33 @@ def test_extrapolation_at_rate_one_half_removes_a_square_root_bias():
     assert np.all(np.abs(a1[0] - [0.3, -0.1]) > 0.01)
     est = estimate_delta(n, D + 1e-6 * np.random.default_rng(0).standard_normal(D.shape), rate=0.5)
     assert est.delta == pytest.approx(math.hypot(0.3, 0.1), abs=1e-4)
+
+
+# --------------------------------------------------------------------------
+# the spread's exponent: heavy-tailed fits decide slowly, and say so
+# --------------------------------------------------------------------------
+from proofs_checks.verdict import slowed_n_to_decide, spread_exponent  # noqa: E402
+
+
+@pytest.mark.parametrize("p", [0.5, 0.25, 0.1])
+def test_spread_exponent_recovers_the_rate_of_synthetic_noise(p):
+    rng = np.random.default_rng(5)
+    sizes = (64, 128, 256, 512)
+    R, d = 4000, 3  # the estimate's error shrinks like R^{-1/2}: 0.01 here
+    D = np.stack([N ** -p * rng.standard_normal((R, d)) for N in sizes], axis=1) + 0.7
+    assert spread_exponent(sizes, D) == pytest.approx(p, abs=0.03)
+
+
+def test_spread_exponent_needs_two_sizes_with_a_spread():
+    D = np.zeros((5, 3, 2))
+    assert math.isnan(spread_exponent((64, 128, 256), D))
+
+
+def test_a_slower_spread_asks_for_a_larger_batch():
+    # decide() asked for a half-width 2x smaller: N^{-1/2} needs 4x N, N^{-1/4} needs 16x
+    assert slowed_n_to_decide(1024, 256, 0.5) == 1024
+    assert slowed_n_to_decide(1024, 256, 0.25) == 4096
+    assert slowed_n_to_decide(1024, 256, 0.125) == 65536
+    assert slowed_n_to_decide(None, 256, 0.2) is None
+    assert slowed_n_to_decide(1024, 256, 0.0) is None and slowed_n_to_decide(1024, 256, -0.1) is None
+    assert slowed_n_to_decide(1 << 20, 256, 0.05) is None  # beyond a billion: nothing feasible

@@ -333,3 +333,26 @@ def test_set_aside_note_when_a_verdict_was_still_made():
     # model's usability from 2 * set_aside > kept instead of reading it.)
     note = _set_aside_note(rows=5, set_aside=3, verdict="refuted", usable=True)
     assert "3 of 8 replicates set aside" in note and "too many" not in note
+
+
+def test_a_slow_spread_is_named_with_its_exponent_and_the_batch_that_would_decide():
+    from numerics.user_loss import ClipControl
+    from proofs_checks.verify import _model_notes
+
+    from .test_verify_result import model_verdict
+
+    rng = np.random.default_rng(3)
+    sizes = (64, 128, 256)
+    slow = np.stack([N ** -0.1 * rng.standard_normal((32, 4)) for N in sizes], axis=1)
+    usual = np.stack([N ** -0.5 * rng.standard_normal((32, 4)) for N in sizes], axis=1)
+    v = model_verdict("inconclusive", sizes=sizes, differences=slow, n_to_decide=None)
+    assert v.slow_spread and 0.0 < v.to_dict()["spread_exponent"] < 0.3
+    (note,) = _model_notes("same-minimizers-as-clip", [], [v], ClipControl(1.0))
+    assert f"shrinks like N^-{v.spread_exponent:.2f} between N = 64 and 256" in note
+    assert "no feasible batch size" in note
+    fine = model_verdict("inconclusive", sizes=sizes, differences=usual)
+    assert not fine.slow_spread and _model_notes("same-minimizers-as-clip", [], [fine], ClipControl(1.0)) == []
+    # a decided verdict needs no such note, and too few replicates cannot tell
+    assert _model_notes("same-minimizers-as-clip", [], [model_verdict("confirmed", sizes=sizes, differences=slow)],
+                        ClipControl(1.0)) == []
+    assert not model_verdict("inconclusive", sizes=sizes, differences=slow[:8]).slow_spread
