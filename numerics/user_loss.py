@@ -13,8 +13,9 @@ each as it is, with no wrapper:
   learned jointly with the encoders (``learn``); a ``torch.nn.Module``'s own
   ``nn.Parameter`` s are learned too.
 
-Backends.  ``"numpy"`` takes the user's gradient (``grad=`` or ``loss.grad``)
-or leaves the caller to take finite differences; ``"torch"`` and ``"jax"``
+Backends.  ``"numpy"`` takes the user's gradient (``grad=``, ``loss.grad``, or
+``loss.value_and_grad`` returning both in one pass, which spares the loss computing its
+forward pass twice) or leaves the caller to take finite differences; ``"torch"`` and ``"jax"``
 differentiate with the framework's autograd in float64
 (:mod:`numerics.loss_backends`, which also picks the backend from the loss).
 
@@ -83,7 +84,9 @@ class UserLoss:
     backend : {"auto", "numpy", "torch", "jax"}
     grad : callable, optional
         NumPy backend only: ``grad(F, **params) -> dL/dF`` (or ``grad(za, zb,
-        **params) -> (dL/dza, dL/dzb)``); defaults to ``loss.grad``.
+        **params) -> (dL/dza, dL/dzb)``); defaults to ``loss.grad``.  Without either, a
+        ``loss.value_and_grad(F, **params) -> (value, dL/dF)`` (likewise for embeddings)
+        gives both at once; the value alone still comes from ``loss``.
     name : str
         Used in error messages.
 
@@ -127,11 +130,16 @@ class UserLoss:
         self.fixed = {k: v for k, v in self.params.items() if k not in self.learn}
         self.loss = loss
         self.backend = resolve_backend(loss, backend, self._numpy_probe)
-        self.grad = None
+        self.grad = self._both = None
         if self.backend == "numpy":
             self.grad = grad if grad is not None else getattr(loss, "grad", None)
             if self.grad is not None and not callable(self.grad):
                 raise fail("grad", self.grad, "a callable, or None")
+            if self.grad is None and getattr(loss, "value_and_grad", None) is not None:
+                self._both = loss.value_and_grad
+                if not callable(self._both):
+                    raise fail("loss.value_and_grad", self._both, "a callable returning (value, gradient), or None")
+                self.grad = self._grad_of_both
         elif grad is not None:
             raise fail("grad", grad, f"None with backend={self.backend!r} (autograd gives the gradient)")
         self._module_params = []
@@ -222,13 +230,20 @@ class UserLoss:
             return torch_value_and_grad(self, a, b, theta)
         if self.backend == "jax":
             return jax_value_and_grad(self, a, b, theta)
-        val = self._finite(self._call_numpy(a, b, theta))
         if self.grad is None:
             raise fail("grad", None, "a gradient for the numpy backend (or let the caller difference)")
         try:
-            g = self.grad(*self._args(a, b), **self.kwargs(theta))
+            if self._both is not None:
+                val, g = self._pair(self._both(*self._args(a, b), **self.kwargs(theta)))
+            else:
+                val = self._call_numpy(a, b, theta)
+                g = self.grad(*self._args(a, b), **self.kwargs(theta))
+        except InvalidInputError:
+            raise
         except Exception as exc:
-            raise InvalidInputError(f"grad raised {type(exc).__name__}: {exc}") from exc
+            raise InvalidInputError(f"{'loss.value_and_grad' if self._both is not None else 'grad'} raised "
+                                    f"{type(exc).__name__}: {exc}") from exc
+        val = self._finite(val)
         if self.inputs == "logits":
             da, db = self._checked_grad(g, a.shape), None
         else:
@@ -240,6 +255,15 @@ class UserLoss:
         dtheta = finite_difference_grad(lambda t: self._finite(self._call_numpy(a, b, t)), theta) \
             if theta.size else np.zeros(0)
         return val, da, db, dtheta
+
+    def _grad_of_both(self, *args, **kwargs):
+        return self._pair(self._both(*args, **kwargs))[1]
+
+    @staticmethod
+    def _pair(out):
+        if not isinstance(out, (tuple, list)) or len(out) != 2:
+            raise fail("loss.value_and_grad", out, "a pair (value, gradient)")
+        return out
 
     @staticmethod
     def _checked_grad(g, shape):

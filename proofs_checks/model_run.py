@@ -23,8 +23,8 @@ from numerics.flat import FlatDirections, flat_directions, project_out
 from numerics.models import GaussianModel
 
 from .claims import DEFAULT_SUBSPACE_MARGIN, cosine_statistic, cosine_target, statistic, subspace_margin, target
-from .verdict import (DEFAULT_RELATIVE_MARGIN, SLOW_SPREAD, SLOW_SPREAD_REPLICATES, decide, estimate_delta,
-                      estimate_rank, slowed_n_to_decide, spread_exponent)
+from .verdict import (DEFAULT_RELATIVE_MARGIN, decide, estimate_delta, estimate_rank, slow_spread,
+                      slowed_n_to_decide, spread_exponent)
 from .verify_result import ModelVerdict
 
 __all__ = ["ChainTask", "run_chain", "ModelRun"]
@@ -198,8 +198,7 @@ class ModelRun:
         verdict, drifting, n_next = decide(est, self.margin)
         # Heavy-tailed fits (a softmax over the batch that a few pairs dominate) shrink their
         # spread more slowly than N^{-1/2}: the prediction of what would decide follows suit.
-        slow = D.shape[0] >= SLOW_SPREAD_REPLICATES and spread_exponent(sizes, D) < SLOW_SPREAD
-        if slow:
+        if slow_spread(sizes, D):
             n_next = slowed_n_to_decide(n_next, sizes[-1], spread_exponent(sizes, D))
         if not usable:
             verdict, n_next = "inconclusive", None

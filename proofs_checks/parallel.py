@@ -22,11 +22,13 @@ when asked for, and its absence is reported with that command.
 """
 from __future__ import annotations
 
+import math
 import multiprocessing
 import os
 import sys
+from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
-from multiprocessing.pool import MaybeEncodingError
+from pathlib import Path
 from typing import Callable, Iterable
 
 from numerics._validation import fail
@@ -79,11 +81,29 @@ class Executor:
 
 
 def local_cores() -> int:
-    """The cores this process may run on (its CPU affinity, not the machine's count)."""
+    """The cores this process may use: its CPU affinity, capped by a container's CPU quota
+    (cgroup v2 ``cpu.max`` or v1 ``cpu.cfs_quota_us``), which the affinity does not show."""
     try:
-        return len(os.sched_getaffinity(0))
+        cores = len(os.sched_getaffinity(0))
     except AttributeError:  # not Linux
-        return os.cpu_count() or 1
+        cores = os.cpu_count() or 1
+    quota = _cgroup_cpus()
+    return max(1, min(cores, quota)) if quota else cores
+
+
+def _cgroup_cpus(root: Path = Path("/sys/fs/cgroup")) -> int | None:
+    """The CPU quota of this process's cgroup, rounded up to whole cores; None if unlimited."""
+    try:
+        limit, period = (root / "cpu.max").read_text().split()[:2]
+        return None if limit == "max" else max(1, math.ceil(int(limit) / int(period)))
+    except (OSError, ValueError):
+        pass
+    try:
+        limit = int((root / "cpu" / "cpu.cfs_quota_us").read_text())
+        period = int((root / "cpu" / "cpu.cfs_period_us").read_text())
+        return max(1, math.ceil(limit / period)) if limit > 0 and period > 0 else None
+    except (OSError, ValueError):
+        return None
 
 
 def _can_fork() -> bool:
@@ -93,12 +113,14 @@ def _can_fork() -> bool:
             and not multiprocessing.current_process().daemon and "jax" not in sys.modules)
 
 
-# The map a forked child runs: set by the parent just before it forks, read by the child
-# from its copy of the parent's memory (the tasks are never pickled).
+# The map a forked child runs, handed to it at its start (a forked process inherits its
+# arguments: the tasks are never pickled).
 _JOB: tuple | None = None
 
 
-def _child_start():
+def _child_start(func, tasks):
+    global _JOB
+    _JOB = (func, tasks)
     torch = sys.modules.get("torch")
     if torch is not None:
         torch.set_num_threads(1)  # the child shares the cores with its siblings
@@ -108,7 +130,7 @@ def _child_run(i: int):
     func, tasks = _JOB
     try:
         return True, func(tasks[i])
-    except Exception:  # noqa: BLE001 - re-raised by the parent, which runs the task again
+    except BaseException:  # noqa: BLE001 - the parent runs the task again and raises it itself
         return False, None
 
 
@@ -117,9 +139,11 @@ class ForkExecutor(Executor):
 
     The children inherit the tasks (nothing is pickled on the way out); only results
     travel back, pickled.  A task that raises in a child is run again in the parent, so
-    the caller sees the genuine exception; results that cannot be pickled make the whole
-    map run in this process.  Either way the results are the serial ones: each task is
-    seeded by its own identifiers."""
+    the caller sees the genuine exception.  Anything else that goes wrong with the
+    processes (results that cannot be pickled, a child that dies, no process to fork)
+    makes the whole map run in this process: the pool reports a dead child
+    (:class:`concurrent.futures.process.BrokenProcessPool`) instead of waiting for it.
+    Either way the results are the serial ones: each task is seeded by its own identifiers."""
 
     def __init__(self, workers: int):
         super().__init__()
@@ -130,19 +154,15 @@ class ForkExecutor(Executor):
         return self._workers
 
     def map(self, func: Callable, tasks: Iterable) -> list:
-        global _JOB
         tasks = list(tasks)
         if len(tasks) <= 1 or self._workers <= 1:
             return [func(t) for t in tasks]
-        _JOB = (func, tasks)
         try:
-            context = multiprocessing.get_context("fork")
-            with context.Pool(min(self._workers, len(tasks)), initializer=_child_start) as pool:
-                out = pool.map(_child_run, range(len(tasks)), chunksize=1)
-        except (MaybeEncodingError, OSError):
-            return [func(t) for t in tasks]  # results that do not pickle, or no process to fork
-        finally:
-            _JOB = None
+            with ProcessPoolExecutor(min(self._workers, len(tasks)), mp_context=multiprocessing.get_context("fork"),
+                                     initializer=_child_start, initargs=(func, tasks)) as pool:
+                out = list(pool.map(_child_run, range(len(tasks))))
+        except Exception:  # noqa: BLE001 - the pool's failure, never a task's (_child_run catches those)
+            return [func(t) for t in tasks]
         return [result if ok else func(task) for (ok, result), task in zip(out, tasks)]
 
 

@@ -79,7 +79,7 @@ from scipy.stats import t as t_dist
 
 __all__ = ["RANK_RTOL", "RankEstimate", "estimate_rank", "VERDICTS", "CONFIRM_LEVEL", "REFUTE_LEVEL", "DEFAULT_RELATIVE_MARGIN", "DRIFT_RATIO", "DeltaEstimate",
            "SLOW_SPREAD", "look_level", "extrapolate", "estimate_delta", "decide", "spread_exponent",
-           "slowed_n_to_decide", "combine"]
+           "slowed_n_to_decide", "slow_spread", "combine"]
 
 VERDICTS = ("confirmed", "refuted", "inconclusive")
 #: Confidence of the upper bound behind a confirmation, at each look.  A false
@@ -291,6 +291,13 @@ def slowed_n_to_decide(n_to_decide, n_max: int, exponent: float):
     shrink = math.sqrt(max(n_to_decide, n_max) / n_max)  # the factor decide() asked of the half-width
     n = n_max * shrink ** (1.0 / exponent)
     return int(n) if n < 1e9 else None
+
+
+def slow_spread(sizes, differences) -> bool:
+    """The paired spread shrinks clearly more slowly than :math:`N^{-1/2}`: an exponent below
+    :data:`SLOW_SPREAD`, measured over at least :data:`SLOW_SPREAD_REPLICATES` replicates."""
+    return (np.shape(differences)[0] >= SLOW_SPREAD_REPLICATES
+            and spread_exponent(sizes, differences) < SLOW_SPREAD)
 
 
 def combine(verdicts) -> str:

@@ -501,7 +501,7 @@ def _model_notes(claim, models, verdicts, user, runs=()) -> list:
             notes.append(f"{v.label}: {v.set_aside} of {total} replicates set aside: the variant's fit "
                          f"found no stationary point on one of their batches ({why})"
                          + ("" if v.usable else "; too many to decide"))
-        if v.verdict == "inconclusive" and v.slow_spread:
+        if v.verdict == "inconclusive" and v.usable and not v.unidentified and v.slow_spread:
             more = (f"N ~ {v.n_to_decide} would likely decide" if v.n_to_decide is not None
                     else "no feasible batch size is likely to decide")
             notes.append(f"{v.label}: the paired spread shrinks like N^-{max(v.spread_exponent, 0):.2f} between "

@@ -13,7 +13,7 @@ import numpy as np
 from numerics.flat import FlatDirections
 
 from . import report
-from .verdict import SLOW_SPREAD, SLOW_SPREAD_REPLICATES, DeltaEstimate, RankEstimate, combine, spread_exponent
+from .verdict import DeltaEstimate, RankEstimate, combine, slow_spread, spread_exponent
 
 __all__ = ["EXIT_CODES", "REASONS", "ModelVerdict", "VariantVerification"]
 
@@ -148,7 +148,7 @@ class ModelVerdict:
     def slow_spread(self) -> bool:
         """The paired spread shrinks clearly more slowly than :math:`N^{-1/2}`
         (:data:`proofs_checks.verdict.SLOW_SPREAD`, over enough replicates to tell)."""
-        return self.differences.shape[0] >= SLOW_SPREAD_REPLICATES and self.spread_exponent < SLOW_SPREAD
+        return slow_spread(self.sizes, self.differences)
 
     def to_dict(self) -> dict:
         e = self.estimate

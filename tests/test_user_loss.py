@@ -274,6 +274,59 @@ def test_errors_name_the_argument():
 
 
 # --------------------------------------------------------------------------
+# a NumPy loss's value and gradient in one pass (loss.value_and_grad)
+# --------------------------------------------------------------------------
+def _clip_grad(F):
+    from scipy.special import softmax
+
+    N = F.shape[0]
+    return (softmax(F, axis=1) + softmax(F, axis=0) - 2 * np.eye(N)) / (2 * N)
+
+
+def _with(**attrs):
+    def loss(F):
+        return _clip(F)
+
+    for k, v in attrs.items():
+        setattr(loss, k, v)
+    return loss
+
+
+def test_value_and_grad_in_one_pass_is_the_loss_and_its_grad():
+    rng = np.random.default_rng(4)
+    F = rng.standard_normal((9, 9))
+    calls = []
+
+    def both(F):
+        calls.append(1)
+        return _clip(F), _clip_grad(F)
+
+    apart, together = UserLoss(_with(grad=_clip_grad)), UserLoss(_with(value_and_grad=both))
+    assert together.has_gradient()
+    v1, g1, _, _ = apart.value_and_grad(F, None, np.zeros(0))
+    v2, g2, _, _ = together.value_and_grad(F, None, np.zeros(0))
+    assert v1 == v2 and np.array_equal(g1, g2) and len(calls) == 1  # one call, not value then grad
+    kw = dict(claim="same-minimizers-as-clip", n_models=1, sizes=(32, 64), replicates=3, budget=0, seed=2,
+              workers=1)
+    a = verify_variant(_with(grad=_clip_grad), **kw).to_dict()
+    b = verify_variant(_with(value_and_grad=both), **kw).to_dict()
+    a.pop("seconds", None), b.pop("seconds", None)
+    assert a == b
+
+
+@pytest.mark.parametrize("bad, match", [
+    (lambda F: _clip_grad(F), r"loss\.value_and_grad.*a pair"),
+    (lambda F: (_clip(F), np.zeros((2, 2))), r"grad.*shape"),
+    (lambda F: (_clip(F), 1.05 * _clip_grad(F)), r"grad.*disagrees"),
+    ("not callable", r"loss\.value_and_grad.*callable"),
+])
+def test_a_wrong_value_and_grad_is_named(bad, match):
+    with pytest.raises(InvalidInputError, match=match):
+        verify_variant(_with(value_and_grad=bad), claim="same-minimizers-as-clip", n_models=1, sizes=(32, 64),
+                       replicates=3, budget=0, workers=1)
+
+
+# --------------------------------------------------------------------------
 # torch and JAX
 # --------------------------------------------------------------------------
 def _torch_clip_module():

@@ -339,3 +339,14 @@ def test_a_slower_spread_asks_for_a_larger_batch():
     assert slowed_n_to_decide(None, 256, 0.2) is None
     assert slowed_n_to_decide(1024, 256, 0.0) is None and slowed_n_to_decide(1024, 256, -0.1) is None
     assert slowed_n_to_decide(1 << 20, 256, 0.05) is None  # beyond a billion: nothing feasible
+
+
+def test_slow_spread_needs_the_replicates_to_tell():
+    rng = np.random.default_rng(11)
+    sizes = (64, 128, 256)
+    slow = np.stack([N ** -0.05 * rng.standard_normal((40, 3)) for N in sizes], axis=1)
+    usual = np.stack([N ** -0.5 * rng.standard_normal((40, 3)) for N in sizes], axis=1)
+    from proofs_checks.verdict import SLOW_SPREAD_REPLICATES, slow_spread
+
+    assert slow_spread(sizes, slow) and not slow_spread(sizes, usual)
+    assert not slow_spread(sizes, slow[: SLOW_SPREAD_REPLICATES - 1])

@@ -356,3 +356,8 @@ def test_a_slow_spread_is_named_with_its_exponent_and_the_batch_that_would_decid
     assert _model_notes("same-minimizers-as-clip", [], [model_verdict("confirmed", sizes=sizes, differences=slow)],
                         ClipControl(1.0)) == []
     assert not model_verdict("inconclusive", sizes=sizes, differences=slow[:8]).slow_spread
+    # fits that cannot decide for another reason are not blamed on heavy tails
+    for other in (dict(usable=False), dict(unidentified=True)):
+        v = model_verdict("inconclusive", sizes=sizes, differences=slow, n_to_decide=None, **other)
+        assert not any("shrinks like" in n for n in _model_notes("same-minimizers-as-clip", [], [v],
+                                                                   ClipControl(1.0)))
