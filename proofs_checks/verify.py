@@ -208,7 +208,8 @@ def verify_variant(loss: Callable[[np.ndarray], float], *, claim: str, inputs: s
         call is deterministic, whatever ``workers`` or ``scheduler``.
     grad : callable, optional
         ``grad(F) -> dL/dF`` (``N x N``); defaults to ``loss.grad`` if the loss
-        has one, else finite differences in the encoder parameters.
+        has one, else ``loss.value_and_grad`` (``F -> (value, dL/dF)``, both in one
+        pass) if it has that, else finite differences in the encoder parameters.
     models : list of GaussianModel, optional
         Defaults to :func:`default_variant_models` ``(seed, n_models)``.
     sizes : sequence of int, optional
