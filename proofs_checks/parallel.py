@@ -10,8 +10,8 @@ run: a serial run and a run on any number of workers give the same numbers.
   map (:class:`ForkExecutor`, the standard library's ``multiprocessing``; no Dask, no
   pickling of the tasks, so a loss defined anywhere works).  A plain loop instead where
   forking is not safe or not possible: one core, a platform other than Linux, a
-  daemonic process (a Dask worker), a process that has loaded JAX (multithreaded, not
-  fork-safe), or a caller that says so.
+  daemonic process (a Dask worker), or a process that has loaded JAX (multithreaded,
+  not fork-safe; a JAX loss has loaded it).
 * ``workers=K > 1``: an embedded :class:`dask.distributed.LocalCluster` of ``K``
   single-threaded worker processes, closed afterwards.
 * ``scheduler="tcp://HOST:PORT"``: an existing cluster (started with
@@ -167,12 +167,8 @@ class ForkExecutor(Executor):
 
 
 @contextmanager
-def executor(workers: int | str = 1, scheduler: str | None = None, connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
-             *, fork_safe: bool = True):
+def executor(workers: int | str = 1, scheduler: str | None = None, connect_timeout: float = DEFAULT_CONNECT_TIMEOUT):
     """Context manager yielding an :class:`Executor` (module docstring).
-
-    ``fork_safe=False`` makes ``workers="auto"`` a plain loop (the caller's tasks use a
-    library that must not be forked, such as JAX).
 
     Raises
     ------
@@ -192,7 +188,7 @@ def executor(workers: int | str = 1, scheduler: str | None = None, connect_timeo
     connect_timeout = as_seconds(connect_timeout, "connect_timeout")
     if scheduler is None and workers == AUTO:
         cores = local_cores()
-        yield ForkExecutor(cores) if fork_safe and cores > 1 and _can_fork() else Executor()
+        yield ForkExecutor(cores) if cores > 1 and _can_fork() else Executor()
         return
     if scheduler is None and workers == 1:
         yield Executor()

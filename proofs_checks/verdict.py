@@ -78,7 +78,7 @@ from scipy.stats import f as f_dist
 from scipy.stats import t as t_dist
 
 __all__ = ["RANK_RTOL", "RankEstimate", "estimate_rank", "VERDICTS", "CONFIRM_LEVEL", "REFUTE_LEVEL", "DEFAULT_RELATIVE_MARGIN", "DRIFT_RATIO", "DeltaEstimate",
-           "SLOW_SPREAD", "look_level", "extrapolate", "estimate_delta", "decide", "spread_exponent",
+           "SLOW_SPREAD", "look_level", "extrapolate", "estimate_delta", "decide", "paired_spread", "spread_exponent",
            "slowed_n_to_decide", "slow_spread", "combine"]
 
 VERDICTS = ("confirmed", "refuted", "inconclusive")
@@ -265,13 +265,19 @@ def decide(est: DeltaEstimate, margin: float) -> tuple[str, bool, int | None]:
     return "inconclusive", drifting, n_next
 
 
+def paired_spread(differences) -> np.ndarray:
+    r""":math:`\mathrm{rms}_r\|D_r(N) - \bar D(N)\|` at each size, for ``differences`` of shape
+    ``(R, k, d)``."""
+    D = np.asarray(differences, dtype=float)
+    return np.sqrt(np.mean(np.sum((D - D.mean(axis=0)) ** 2, axis=2), axis=0))
+
+
 def spread_exponent(sizes, differences) -> float:
     r"""The exponent :math:`p` of the paired spread, :math:`\mathrm{rms}_r\|D_r(N) - \bar D(N)\|
     \propto N^{-p}`, by least squares on :math:`\log N` over the sizes; :math:`1/2` for fits
     that converge at the usual rate.  ``nan`` without two sizes with a positive spread."""
     n = np.asarray(sizes, dtype=float)
-    D = np.asarray(differences, dtype=float)
-    spread = np.sqrt(np.mean(np.sum((D - D.mean(axis=0)) ** 2, axis=2), axis=0))
+    spread = paired_spread(differences)
     keep = spread > 0
     if keep.sum() < 2:
         return math.nan

@@ -301,7 +301,7 @@ def verify_variant(loss: Callable[[np.ndarray], float], *, claim: str, inputs: s
     chosen, head = _chosen_objective(user, asked, check, "at the start", head)
     setting = dict(models=models, similarity=similarity, claim=claim, direction=direction, margin=margin,
                    seed=seed, replicates=replicates, sizes=sizes, budget=budget, say=say, t0=t0)
-    with executor(a["workers"], a["scheduler"], a["connect_timeout"], fork_safe=user.backend != "jax") as ex:
+    with executor(a["workers"], a["scheduler"], a["connect_timeout"]) as ex:  # serial once JAX is loaded
         runs, rounds, stopped, notes, redo = _rounds(ex, user, control, chosen, asked, setting)
         if redo is not None:  # the gradient check failed at the fit: what training reaches instead
             chosen, head = _chosen_objective(user, asked, redo, "at the first fit", head)

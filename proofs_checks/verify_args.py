@@ -146,10 +146,10 @@ AUTO = "auto"
 
 def as_workers(value):
     """``"auto"`` or an integer >= 1 (where the fits run, :func:`proofs_checks.parallel.executor`)."""
-    if isinstance(value, str) and value == AUTO:
-        return AUTO
     if isinstance(value, str):
-        raise fail("workers", value, f"an integer >= 1 or {AUTO!r}")
+        if value != AUTO:
+            raise fail("workers", value, f"an integer >= 1 or {AUTO!r}")
+        return value
     return as_count(value, "workers", 1)
 
 

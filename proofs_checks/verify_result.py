@@ -13,7 +13,7 @@ import numpy as np
 from numerics.flat import FlatDirections
 
 from . import report
-from .verdict import DeltaEstimate, RankEstimate, combine, slow_spread, spread_exponent
+from .verdict import DeltaEstimate, RankEstimate, combine, paired_spread, slow_spread, spread_exponent
 
 __all__ = ["EXIT_CODES", "REASONS", "ModelVerdict", "VariantVerification"]
 
@@ -135,8 +135,7 @@ class ModelVerdict:
     @property
     def paired_spread(self) -> np.ndarray:
         """RMS over replicates of :math:`\\|D_r(N) - \\bar D(N)\\|` at each size."""
-        D = self.differences
-        return np.sqrt(np.mean(np.sum((D - D.mean(axis=0)) ** 2, axis=2), axis=0))
+        return paired_spread(self.differences)
 
     @property
     def spread_exponent(self) -> float:
@@ -153,6 +152,7 @@ class ModelVerdict:
     def to_dict(self) -> dict:
         e = self.estimate
         rel = 1.0 / self.target_norm if self.target_norm > 0 else math.nan
+        p = self.spread_exponent
         return {
             "label": self.label, "n_u": self.n_u, "n_v": self.n_v, "n_e": self.n_e,
             "sigma": [float(s) for s in self.sigma], "sizes": list(self.sizes),
@@ -170,7 +170,7 @@ class ModelVerdict:
             "target_norm": self.target_norm, "control_gap": self.control_gap,
             "user_error": self.user_error.tolist(), "control_error": self.control_error.tolist(),
             "paired_spread": self.paired_spread.tolist(),
-            "spread_exponent": self.spread_exponent if math.isfinite(self.spread_exponent) else None,
+            "spread_exponent": p if math.isfinite(p) else None,
             "max_angle_user": self.angles_user.max(axis=1).tolist(),
             "max_angle_control": self.angles_control.max(axis=1).tolist(),
         }

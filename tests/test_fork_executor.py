@@ -79,8 +79,11 @@ def test_results_that_do_not_pickle_run_in_this_process():
 
 
 def test_auto_is_serial_where_forking_is_unsafe(monkeypatch):
-    with executor("auto", fork_safe=False) as ex:
+    monkeypatch.setattr(parallel, "local_cores", lambda: 4)
+    monkeypatch.setitem(sys.modules, "jax", object())  # a JAX loss has loaded it: serial
+    with executor("auto") as ex:
         assert type(ex) is Executor
+    monkeypatch.delitem(sys.modules, "jax")
     monkeypatch.setattr(parallel, "local_cores", lambda: 1)
     with executor("auto") as ex:
         assert type(ex) is Executor
