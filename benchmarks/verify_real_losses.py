@@ -57,11 +57,13 @@ def main(argv=None):
     p.add_argument("--timeout", type=float, default=300.0, help="seconds per run (default 300)")
     p.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "real_losses.jsonl")
     p.add_argument("--claims", nargs="+", default=list(CLAIMS), choices=CLAIMS, help="claims to run (default all)")
+    p.add_argument("--similarities", nargs="+", default=["dot", "cosine"], choices=["dot", "cosine"],
+                   help="similarities to run (default both)")
     args = p.parse_args(argv)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     jobs = []
     for target, extra in LOSSES.items():
-        for similarity in ("dot", "cosine"):
+        for similarity in args.similarities:
             if ("fixed" in target or target.startswith("tests/")) and similarity == "cosine":
                 continue  # a fixed scale is invisible under cosine; the test losses are dot ones
             for claim in args.claims:

@@ -2,7 +2,7 @@
 
 ``numerics`` computes; it never imports ``proofs_checks``.
 """
-from ._validation import InvalidInputError
+from ._validation import InvalidInputError, LossOverflow
 from . import gaussian, optimize, models
 from .gaussian import (
     canonical_correlations,
@@ -16,6 +16,7 @@ from .gaussian import (
 
 __all__ = [
     "InvalidInputError",
+    "LossOverflow",
     "gaussian",
     "optimize",
     "models",

@@ -12,6 +12,7 @@ import numpy as np
 
 __all__ = [
     "InvalidInputError",
+    "LossOverflow",
     "fail",
     "as_float_array",
     "as_covariance",
@@ -44,6 +45,14 @@ def _describe(value) -> str:
         return f"array of shape {value.shape} and dtype {value.dtype}"
     text = repr(value)
     return text if len(text) <= 80 else text[:77] + "..."
+
+
+class LossOverflow(InvalidInputError):
+    r"""The loss is :math:`+\infty` or NaN at these encoders: it overflowed (an ``exp`` of a
+    large logit, ``inf/inf`` of two).  At a fit's trial point far out, the fit backs off
+    from it (:func:`numerics.batch_fit.batch_objective` with ``back_off``); at the start of a
+    fit, or in a check, it is the error it says.  :math:`-\infty` (a loss unbounded below)
+    is a plain :class:`InvalidInputError`."""
 
 
 def fail(name: str, value, expected: str) -> InvalidInputError:

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._validation import fail
+from ._validation import LossOverflow, fail
 from .encoders import LinearEncoders, nested_sample, population_minimizer
 from .infonce import _logits
 from .gradient_check import GradientCheck, check_gradient, stable_zero
@@ -39,7 +39,7 @@ from .nonsmooth import CLARKE_TOL, FD_RADII, FIT_RADII, RUNOFF, checked_finite_d
 from .optimize import FactorFit, finite_difference_grad, minimize_factors
 
 __all__ = ["FIT_GTOL", "DEPENDENCE_PROBES", "START_PERTURBATION", "OBJECTIVES", "GRADIENT_EVALUATIONS", "Counted", "PairedFit", "ChainState",
-           "loss_inputs", "batch_objective", "fit_batch", "nonsmooth_phase", "check_depends", "paired_fits",
+           "loss_inputs", "batch_objective", "symmetrised", "fit_batch", "nonsmooth_phase", "check_depends", "paired_fits",
            "ValueOnly", "check_batch_gradient", "check_model_gradient", "fit_field"]
 
 #: Stopping tolerance of a batch fit: the optimisation error near
@@ -110,22 +110,56 @@ def loss_inputs(family: LinearEncoders, x, U, V, inputs: str):
     return za, zb, Za, Zb
 
 
-def batch_objective(family: LinearEncoders, U, V, loss):
+def batch_objective(family: LinearEncoders, U, V, loss, *, back_off: bool = False):
     """``fun(x) -> (value, gradient)`` of ``loss`` on the batch in the flat parameters
     ``x = [G_u, G_v, theta]``: the loss's gradient pulled back through the encoders, or,
     for a loss without one, central differences in every parameter (step
     :math:`\\epsilon^{1/3}\\max(1, |x_i|)`, :func:`numerics.optimize.finite_difference_grad`:
-    accurate to about :math:`\\epsilon^{2/3}`, far below :data:`FIT_GTOL`)."""
+    accurate to about :math:`\\epsilon^{2/3}`, far below :data:`FIT_GTOL`).
+
+    With ``back_off`` (the fits), where the loss overflows (:class:`numerics.LossOverflow`,
+    :math:`+\\infty` or NaN: a trial point far out, for example ``inf/inf`` of two
+    overflowed exponentials), the value is ``inf`` and the gradient NaN: the smooth phase,
+    gradient sampling and the training field's flow all back off from such a point, and
+    none is certified there.  Without it (the checks at the start) the error stands, and
+    :math:`-\\infty` (a loss unbounded below) is an error everywhere.
+
+    ``U`` and ``V`` of shapes ``(m, N, n_u)``, ``(m, N, n_v)`` are ``m`` batches of ``N``
+    (a batch and its images, :func:`symmetrised`): the loss is called on each and the value
+    and gradient are their mean."""
+    if np.ndim(U) == 3:
+        parts = [batch_objective(family, Ui, Vi, loss, back_off=back_off) for Ui, Vi in zip(U, V)]
+
+        def mean_value(x):
+            return float(np.mean([part.value(x) for part in parts]))
+
+        def mean_fun(x):
+            out = [part(x) for part in parts]
+            return float(np.mean([o[0] for o in out])), np.mean([o[1] for o in out], axis=0)
+
+        mean_fun.value = mean_value
+        return mean_fun
+
     def value(x):
         a, b, _, _ = loss_inputs(family, x, U, V, loss.inputs)
-        return loss.value(a, b, family.unpack(x).theta)
+        try:
+            return loss.value(a, b, family.unpack(x).theta)
+        except LossOverflow:
+            if not back_off:
+                raise
+            return math.inf  # a trial point too far out: line searches back off from it
 
     def fun(x):
         x = np.asarray(x, dtype=np.float64)
         if not loss.has_gradient():
             return value(x), finite_difference_grad(value, x)
         a, b, Za, Zb = loss_inputs(family, x, U, V, loss.inputs)
-        val, da, db, dtheta = loss.value_and_grad(a, b, family.unpack(x).theta)
+        try:
+            val, da, db, dtheta = loss.value_and_grad(a, b, family.unpack(x).theta)
+        except LossOverflow:
+            if not back_off:
+                raise
+            return math.inf, np.full(x.shape, np.nan)  # no gradient there: NaN reads "not here"
         if loss.inputs == "logits":
             dx = family.pullback(da, Za, Zb, U, V)
         else:
@@ -151,7 +185,7 @@ def fit_batch(family: LinearEncoders, U, V, x0, loss, *, hess_inv=None, maxiter:
     """
     fit = _smooth_fit(family, U, V, x0, loss, hess_inv, maxiter, gtol)
     return nonsmooth_phase(family, U, V, x0, loss, fit,
-                           rng=np.random.default_rng([U.shape[0], 4099]) if rng is None else rng)
+                           rng=np.random.default_rng([np.shape(U)[-2], 4099]) if rng is None else rng)
 
 
 def nonsmooth_phase(family: LinearEncoders, U, V, x0, loss, fit: FactorFit, *, tol: float = CLARKE_TOL,
@@ -175,7 +209,7 @@ def nonsmooth_phase(family: LinearEncoders, U, V, x0, loss, fit: FactorFit, *, t
     """
     if not fit.converged and any("maximum number of iterations" in msg.lower() for msg in fit.messages):
         return dataclasses.replace(fit, cause="iteration limit")  # BFGS did not stall: it was stopped
-    fun = batch_objective(family, U, V, loss)
+    fun = batch_objective(family, U, V, loss, back_off=True)
     exact = loss.has_gradient()
     x_end = fit.x
     x0 = np.asarray(x0, dtype=np.float64)
@@ -188,13 +222,16 @@ def nonsmooth_phase(family: LinearEncoders, U, V, x0, loss, fit: FactorFit, *, t
         if not kinked.any():
             return fit
 
+    # A sample is trusted when its gradient is finite (not at an overflow) and, differenced,
+    # does not straddle a kink.
     if exact:
         def gradient(y):
-            return fun(y)[1], True
+            g = fun(y)[1]
+            return g, bool(np.all(np.isfinite(g)))
     else:
         def gradient(y):
             g, kinked = checked_finite_difference_grad(fun.value, y)
-            return g, not kinked.any()
+            return g, bool(np.all(np.isfinite(g))) and not kinked.any()
     res = gradient_sampling(fun.value, gradient, x_end, rng=rng, tol=tol,
                             radii=FIT_RADII if exact else FD_RADII, origin=x0,
                             metric=fit.hess_inv if metric else None,
@@ -208,8 +245,25 @@ def nonsmooth_phase(family: LinearEncoders, U, V, x0, loss, fit: FactorFit, *, t
                                grad_norm=res.stationarity, n_iter=fit.n_iter + res.n_iter)
 
 
+def _checked_at_start(family, U, V, loss):
+    """:func:`batch_objective` backing off from overflows, except at its first point (the
+    fit's start), where an overflow is the loss's error, raised as such."""
+    fun, first = batch_objective(family, U, V, loss, back_off=True), [True]
+
+    def checked(x):
+        out = fun(x)
+        if first[0]:
+            first[0] = False
+            if not math.isfinite(out[0]):
+                batch_objective(family, U, V, loss)(x)  # raises the loss's own error
+        return out
+
+    checked.value = fun.value
+    return checked
+
+
 def _smooth_fit(family, U, V, x0, loss, hess_inv, maxiter, gtol) -> FactorFit:
-    fun = batch_objective(family, U, V, loss)
+    fun = _checked_at_start(family, U, V, loss)
 
     def objective(G_u, G_v, theta=np.zeros(0)):
         val, g = fun(family.pack(G_u, G_v, theta))
@@ -271,9 +325,22 @@ def _variant_start(family: LinearEncoders, x_c, loss, control, rng, perturbation
     return np.concatenate([G0, theta0])
 
 
+def symmetrised(U, V, flip=None):
+    r"""``(U, V)`` unchanged without ``flip``, else the batch stacked with its image under the
+    model symmetry ``flip = (T_u, T_v)``: arrays of shapes ``(2, N, n_u)``, ``(2, N, n_v)``
+    (:func:`batch_objective` takes their mean).  The image is a batch of the model in its own
+    right, so the mean estimates the same population objective, and it is exactly invariant
+    under the symmetry: at encoders the symmetry fixes, no sample can move a fit out of the
+    fixed set; only the loss can (an unstable direction out of it)."""
+    if flip is None:
+        return U, V
+    T_u, T_v = flip
+    return np.stack([U, U @ T_u.T]), np.stack([V, V @ T_v.T])
+
+
 def paired_fits(family: LinearEncoders, U, V, sizes, x_start, loss, control, *,
                 rng: np.random.Generator, state: ChainState | None = None, probe: bool = False,
-                perturbation: float = START_PERTURBATION, objective: str = "value"):
+                perturbation: float = START_PERTURBATION, objective: str = "value", flip=None):
     r"""Fit the control and the variant on the nested batches ``U[:N], V[:N]``.
 
     At each size the control is fitted first, from its previous fit (``x_start`` at
@@ -285,6 +352,8 @@ def paired_fits(family: LinearEncoders, U, V, sizes, x_start, loss, control, *,
     With ``probe``, the variant is first checked to depend on its inputs
     (:func:`check_depends`).  ``objective="training-field"`` fits the variant to a stable
     zero of its backend's gradient (:func:`fit_field`) instead of a minimiser of its value.
+    With ``flip`` (a model symmetry ``(T_u, T_v)``, :func:`numerics.encoders.subspace_flip`),
+    both fit the mean of their objective over each batch and its image (:func:`symmetrised`).
 
     Returns ``(records, state)``: one :class:`PairedFit` per size and the
     :class:`ChainState` to continue with.
@@ -295,12 +364,12 @@ def paired_fits(family: LinearEncoders, U, V, sizes, x_start, loss, control, *,
     out = []
     for N in sizes:
         work = loss.evaluations + control.evaluations
-        Ub, Vb = U[:N], V[:N]
+        Ub, Vb = symmetrised(U[:N], V[:N], flip)
         fit_c = fit_batch(family, Ub, Vb, x_c, control, hess_inv=H_c)
         x_c, H_c = fit_c.x, fit_c.hess_inv
         if x_u is None:
             if probe:
-                check_depends(family, Ub, Vb, x_c, loss, rng)
+                check_depends(family, U[:N], V[:N], x_c, loss, rng)
             x0 = _variant_start(family, x_c, loss, control, rng, perturbation)
             H0 = H_c if not (loss.size or control.size) else None
         else:
@@ -390,7 +459,7 @@ def fit_field(family: LinearEncoders, U, V, x0, loss, *, gtol: float = FIT_GTOL)
     the gradient ``loss``'s backend returns pulled back to the flat parameters, from ``x0``:
     :func:`numerics.gradient_check.stable_zero`.  The :class:`FactorFit` has
     ``converged`` iff a stable zero was found, ``cause`` otherwise, and no inverse Hessian."""
-    fun = batch_objective(family, U, V, loss)
+    fun = _checked_at_start(family, U, V, loss)
     res = stable_zero(lambda x: fun(x)[1], x0, gtol=gtol, origin=x0)
     p = family.unpack(res.x)
     return FactorFit(G_u=p.G_u, G_v=p.G_v, value=float(fun.value(res.x)), start_values=np.zeros(0),

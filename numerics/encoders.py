@@ -21,7 +21,8 @@ only places the flat vector is sliced.  The family gives
 * the whitened :math:`u`-encoder row space, for principal angles.
 
 :func:`sample_pairs` is the one sampler of model pairs; :func:`nested_sample` draws
-reproducible prefixes from it.  The fitting itself is :mod:`numerics.batch_fit`.
+reproducible prefixes from it; :func:`subspace_flip` is the model's symmetry that fixes
+CLIP's subspace (a batch's mirror image).  The fitting itself is :mod:`numerics.batch_fit`.
 """
 from __future__ import annotations
 
@@ -37,7 +38,7 @@ from .models import GaussianModel
 from .optimize import balanced_factors, minimize_factors
 
 __all__ = ["EncoderParams", "LinearEncoders", "population_minimizer", "sample_pairs", "nested_sample",
-           "SAMPLE_BLOCK"]
+           "subspace_flip", "SAMPLE_BLOCK"]
 
 
 @dataclass(frozen=True)
@@ -209,6 +210,38 @@ def nested_sample(model: GaussianModel, key, n: int):
     blocks = [sample_pairs(model, np.random.default_rng([*key, b, 104729]).standard_normal((SAMPLE_BLOCK, d)))
               for b in range(-(-n // SAMPLE_BLOCK))]
     return np.vstack([b[0] for b in blocks])[:n], np.vstack([b[1] for b in blocks])[:n]
+
+
+def subspace_flip(model: GaussianModel):
+    r"""``(T_u, T_v)``: the reflection of every canonical direction outside CLIP's top-:math:`n_e`
+    subspace, a symmetry of the model, or None when no direction lies outside
+    (:math:`n_e = n_u = n_v`).
+
+    .. math:: T_u = C_{uu}^{1/2}(2\Pi_u - I)C_{uu}^{-1/2},\qquad
+              T_v = C_{vv}^{1/2}(2\Pi_v - I)C_{vv}^{-1/2},
+
+    with :math:`\Pi_u = U_{n_e}U_{n_e}^T`, :math:`\Pi_v = V_{n_e}V_{n_e}^T` the whitened
+    projectors onto the top :math:`n_e` canonical directions (:math:`K = U\Sigma V^T`).  In
+    canonical coordinates it flips the sign of each pair :math:`k > n_e` on both sides at once
+    (and of each unpaired direction), so :math:`(T_uu, T_vv)` has the law of :math:`(u, v)`:
+    :math:`T_uC_{uu}T_u^T = C_{uu}`, :math:`T_uC_{uv}T_v^T = U D\Sigma D V^T = C_{uv}`.  A
+    batch's image ``(U T_u^T, V T_v^T)`` is therefore a batch of the model too, and encoders whose
+    whitened row spaces lie in CLIP's subspace are fixed by it: :math:`G_uT_u = G_u`.  An
+    objective averaged over a batch and its image is exactly invariant under the reflection,
+    so at such encoders its gradient (or training field) has no component leaving the
+    subspace, whatever the sample (MATH.md §4.1)."""
+    n_u, n_e = model.n_u, model.n_e
+    n_v = model.cov.shape[0] - n_u
+    if n_e == n_u == n_v:
+        return None
+    U, _, Vt = gaussian.canonical_directions(model.cov, n_u)
+    C_uu, C_vv = model.cov[:n_u, :n_u], model.cov[n_u:, n_u:]
+
+    def reflection(C, W):
+        R, R_inv = gaussian.sym_power(C, 0.5), gaussian.sym_power(C, -0.5)
+        return R @ (2.0 * W @ W.T - np.eye(len(C))) @ R_inv
+
+    return reflection(C_uu, U[:, :n_e]), reflection(C_vv, Vt[:n_e].T)
 
 
 def population_minimizer(family: LinearEncoders, rng: np.random.Generator | None = None):

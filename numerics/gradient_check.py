@@ -226,6 +226,8 @@ def stable_zero(phi: Callable[[np.ndarray], np.ndarray], x0, *, gtol: float, max
     limit = runoff * max(1.0, float(np.linalg.norm(origin)))
     J = field_jacobian(phi, x)
     n_eval = 2 * x.size
+    if not np.all(np.isfinite(J)):  # the field overflows next to the start: nothing to follow
+        return FieldZero(x, math.inf, False, "no zero found", np.zeros(0), n_eval)
     top = float(np.max(np.abs(np.linalg.eigvals(J)))) if x.size else 0.0
     eta = 0.5 / top if top > 0 and math.isfinite(top) else 1e-3
     w, r, cause = np.zeros(0), math.inf, "no zero found"
@@ -263,6 +265,9 @@ def stable_zero(phi: Callable[[np.ndarray], np.ndarray], x0, *, gtol: float, max
         x = y
         J = field_jacobian(phi, x)
         n_eval += 2 * x.size
+        if not np.all(np.isfinite(J)):  # a zero next to an overflow: its stability cannot be read
+            cause = "no zero found"
+            break
         stable, w, v = _stable(J)
         if stable:
             return FieldZero(x, r, True, None, w, n_eval)

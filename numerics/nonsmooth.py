@@ -185,7 +185,10 @@ def straddles_kink(f_m2, f_m1, f_0, f_1, f_2, h) -> bool:
     r"""Whether a function sampled at :math:`t = -2h, -h, 0, h, 2h` along a line has a kink
     inside that stencil: its central slopes at :math:`h` and :math:`2h`, or its second
     differences, disagree beyond what a smooth function allows (:data:`KINK_SLOPE_RTOL`,
-    :data:`KINK_CURVATURE_RTOL`, relative to :math:`\max(1, |f_0|)`)."""
+    :data:`KINK_CURVATURE_RTOL`, relative to :math:`\max(1, |f_0|)`).  A stencil that reaches
+    a non-finite value (an overflow) counts as one: nothing can be read from it."""
+    if not all(math.isfinite(v) for v in (f_m2, f_m1, f_0, f_1, f_2)):
+        return True
     scale = max(1.0, abs(f_0))
     c1, c2 = (f_1 - f_m1) / (2 * h), (f_2 - f_m2) / (4 * h)
     d1, d2 = (f_1 - 2 * f_0 + f_m1) / h**2, (f_2 - 2 * f_0 + f_m2) / (4 * h**2)

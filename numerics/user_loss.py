@@ -51,7 +51,7 @@ from scipy.optimize import brentq
 
 import numpy as np
 
-from ._validation import InvalidInputError, fail
+from ._validation import InvalidInputError, LossOverflow, fail
 from .infonce import _logits, infonce_value_and_grad
 from .loss_backends import (BACKENDS, _is_torch_module, import_backend, jax_value_and_grad, resolve_backend,
                             torch_value_and_grad)
@@ -216,8 +216,9 @@ class UserLoss:
             raise fail("loss", val, "a loss returning one real number")
         val = float(arr.reshape(()))
         if not math.isfinite(val):
-            raise fail("loss", val, "a finite value on every batch (got a non-finite one; "
-                                       "is the loss unbounded below?)")
+            err = fail("loss", val, "a finite value on every batch (got a non-finite one; "
+                                    "is the loss unbounded below?)")
+            raise err if val == -math.inf else LossOverflow(str(err))
         return val
 
     def has_gradient(self) -> bool:

@@ -16,8 +16,8 @@ import numpy as np
 from scipy.linalg import subspace_angles
 
 from numerics import gaussian
-from numerics.batch_fit import ChainState, batch_objective, paired_fits
-from numerics.encoders import LinearEncoders, nested_sample, population_minimizer
+from numerics.batch_fit import ChainState, batch_objective, paired_fits, symmetrised
+from numerics.encoders import LinearEncoders, nested_sample, population_minimizer, subspace_flip
 from numerics.fit_statistics import Probes, common_factor, effective_parameters, feature_quotient, rank_profile
 from numerics.flat import FlatDirections, flat_directions, project_out
 from numerics.models import GaussianModel
@@ -46,6 +46,7 @@ class ChainTask:
     state: ChainState | None = None
     probe: bool = False   # test that the loss depends on its inputs (first task of a model)
     objective: str = "value"  # or "training-field" (numerics.batch_fit.OBJECTIVES)
+    flip: tuple | None = None  # a model symmetry: fit each batch with its image (numerics.batch_fit.symmetrised)
 
 
 def run_chain(task: ChainTask):
@@ -54,7 +55,7 @@ def run_chain(task: ChainTask):
     U, V = nested_sample(task.model, (task.seed, task.k, task.r), task.sizes[-1])
     return paired_fits(fam, U, V, task.sizes, task.x_start, task.loss, task.control,
                        rng=np.random.default_rng([task.seed, task.k, task.r, 7]),
-                       state=task.state, probe=task.probe, objective=task.objective)
+                       state=task.state, probe=task.probe, objective=task.objective, flip=task.flip)
 
 
 class ModelRun:
@@ -89,6 +90,11 @@ class ModelRun:
         else:
             self.margin = margin if margin is not None else DEFAULT_RELATIVE_MARGIN * self.target_norm
         self.Uk = gaussian.canonical_directions(model.cov, model.n_u)[0][:, : model.n_e]
+        # The subspace claim fits every batch together with its mirror image under the reflection
+        # of the canonical directions outside CLIP's subspace (a symmetry of the model): a fit
+        # that stays in CLIP's subspace then does so exactly, and sampling noise cannot move it
+        # out; only an unstable direction of the loss does (numerics.encoders.subspace_flip).
+        self.flip = subspace_flip(model) if claim == "same-subspace-as-clip" else None
         self.sizes = []
         self.chains = {}    # replicate -> {N: PairedFit}
         self.states = {}    # replicate -> ChainState
@@ -123,7 +129,7 @@ class ModelRun:
 
     def task(self, similarity, seed, r, sizes, probe) -> ChainTask:
         return ChainTask(self.model, similarity, seed, self.k, r, sizes, self.x_start, self.user,
-                         self.control, self.states.get(r), probe, self.objective)
+                         self.control, self.states.get(r), probe, self.objective, self.flip)
 
     def find_flat(self, seed):
         """Flat directions of the variant's loss at its first fit of replicate 0."""
@@ -136,7 +142,7 @@ class ModelRun:
             # free of the family's invariances, and the scalars' roles are folded in).
             return
         U, V = nested_sample(self.model, (seed, self.k, 0), N)
-        fun = batch_objective(self.fam, U, V, self.user)
+        fun = batch_objective(self.fam, *symmetrised(U, V, self.flip), self.user)
         stat = self.stat_u
         if self.by_feature:  # aligned with the control's fit on the same batch, as in result()
             paired = self.stat_c(self.chains[0][N].x_c)

@@ -107,6 +107,7 @@ import numpy as np
 
 from numerics._validation import fail
 from numerics.batch_fit import ValueOnly, check_model_gradient
+from numerics.encoders import subspace_flip
 from numerics.models import GaussianModel, random_gaussian_model
 from numerics.user_loss import ClipControl, UserLoss
 
@@ -293,6 +294,10 @@ def verify_variant(loss: Callable[[np.ndarray], float], *, claim: str, inputs: s
     if claim == "matches-conditionals" and similarity == "dot":
         head.append("the bilinear model's conditional covariances are C_vv, C_uu whatever the "
                     "encoders (MATH.md §4.1): this claim can only hold when K = 0")
+    if claim == "same-subspace-as-clip" and any(subspace_flip(m) is not None for m in models):
+        head.append("each fit takes its batch and the batch's mirror image under the reflection of the "
+                    "canonical directions outside CLIP's subspace (a symmetry of the model): a fit in that "
+                    "subspace stays in it exactly, whatever the sample")
     roles = ", ".join(f"{k}: {v}" for k, v in user.roles.items()) or "none found"
     head.append(f"loss of {inputs}, backend {user.backend}; learned: "
                 f"{', '.join(user.learned) or 'nothing'}; roles of its scalars ({roles})")

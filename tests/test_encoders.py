@@ -8,7 +8,7 @@ from hypothesis import given, settings, strategies as st
 
 from numerics import InvalidInputError, gaussian, variants
 from numerics.encoders import (SAMPLE_BLOCK, EncoderParams, LinearEncoders, nested_sample,
-                               population_minimizer, sample_pairs)
+                               population_minimizer, sample_pairs, subspace_flip)
 from numerics.l2_two_sided import two_sided_canonical_encoders, two_sided_minimum
 from numerics.models import random_gaussian_model, random_orthogonal
 from tests import _reference as ref
@@ -390,3 +390,32 @@ def test_population_minimizer_l2_attains_the_two_sided_minimum():
     Gram_star = fam.invariant(fam.pack(Gu_star, Gv_star))
     # gradient 1e-10 and curvature >~ 1e-2: parameters within ~1e-8
     np.testing.assert_allclose(fam.invariant(x), Gram_star, atol=1e-6)
+
+
+# --------------------------------------------------------------------------
+# subspace_flip: the model's reflection outside CLIP's subspace
+# --------------------------------------------------------------------------
+@pytest.mark.parametrize("n_u, n_v, n_e", [(2, 2, 1), (3, 2, 1), (2, 3, 2), (3, 3, 2), (4, 2, 2)])
+def test_subspace_flip_keeps_the_law_and_fixes_clips_encoders(n_u, n_v, n_e):
+    """The reflection keeps N(0, C) (checked on the joint covariance, an exact identity), is
+    an involution, fixes CLIP's population encoders (Proposition G1's factors) and flips
+    every encoder direction outside CLIP's subspace (so it is no identity in disguise)."""
+    m = _model(11 * n_u + n_v, n_u, n_v, n_e)
+    T_u, T_v = subspace_flip(m)
+    T = sla.block_diag(T_u, T_v)
+    np.testing.assert_allclose(T @ m.cov @ T.T, m.cov, atol=1e-12)
+    np.testing.assert_allclose(T @ T, np.eye(n_u + n_v), atol=1e-12)
+    fam = LinearEncoders(m, "dot")
+    G_u, G_v = fam.split(population_minimizer(fam))
+    np.testing.assert_allclose(G_u @ T_u, G_u, atol=1e-12)
+    np.testing.assert_allclose(G_v @ T_v, G_v, atol=1e-12)
+    # eigenvalues: +1 on the n_e kept directions, -1 on the rest, on either side
+    assert sorted(np.round(np.linalg.eigvals(T_u).real).astype(int)) == [-1] * (n_u - n_e) + [1] * n_e
+    assert sorted(np.round(np.linalg.eigvals(T_v).real).astype(int)) == [-1] * (n_v - n_e) + [1] * n_e
+
+
+def test_subspace_flip_is_none_when_nothing_lies_outside():
+    assert subspace_flip(_model(3, 2, 2, 2)) is None
+    T_u, T_v = subspace_flip(_model(3, 2, 3, 2))  # n_e = n_u: the u side is kept whole
+    np.testing.assert_allclose(T_u, np.eye(2), atol=1e-12)
+    assert not np.allclose(T_v, np.eye(3))

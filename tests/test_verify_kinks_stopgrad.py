@@ -93,15 +93,6 @@ def test_a_detached_weight_is_verified_at_the_training_field():
     assert any("not the gradient of the loss's value" in n and "largest mismatch" in n for n in r.notes)
 
 
-def test_the_detached_loss_is_not_refuted_on_clip_subspace():
-    """Its training fixed point keeps CLIP's subspace in the population; at these sizes the
-    detached weights (a softmax over N products) make the fits too noisy to confirm it, and
-    a wrong verdict is never an acceptable way out."""
-    r = verify_variant(dclw_detached, inputs="embeddings", backend="torch", claim="same-subspace-as-clip",
-                       **SMALL)
-    assert r.objective == "training-field" and r.verdict != "refuted"
-
-
 def test_objective_value_fits_the_value_by_differences():
     r = verify_variant(dclw_detached, inputs="embeddings", backend="torch", claim="same-minimizers-as-clip",
                        objective="value", **SMALL)
