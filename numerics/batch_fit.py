@@ -38,7 +38,7 @@ from .gradient_check import GradientCheck, check_gradient, stable_zero
 from .nonsmooth import CLARKE_TOL, FD_RADII, FIT_RADII, RUNOFF, checked_finite_difference_grad, gradient_sampling
 from .optimize import FactorFit, finite_difference_grad, minimize_factors
 
-__all__ = ["FIT_GTOL", "DEPENDENCE_PROBES", "START_PERTURBATION", "OBJECTIVES", "GRADIENT_EVALUATIONS", "Counted", "PairedFit", "ChainState",
+__all__ = ["FIT_GTOL", "DEPENDENCE_PROBES", "START_PERTURBATION", "STILL", "OBJECTIVES", "GRADIENT_EVALUATIONS", "Counted", "PairedFit", "ChainState",
            "loss_inputs", "batch_objective", "symmetrised", "fit_batch", "nonsmooth_phase", "check_depends", "paired_fits",
            "ValueOnly", "check_batch_gradient", "check_model_gradient", "fit_field"]
 
@@ -55,6 +55,8 @@ GRADIENT_EVALUATIONS = 2.0
 #: Random encoder perturbations used to test that a loss depends on its inputs.
 DEPENDENCE_PROBES = 4
 #: Relative size of the random perturbation of the variant's first start:
+#: The cause of a variant fit that never left its start: the loss is flat there.
+STILL = "flat at its start"
 #: large enough that a loss whose gradient vanishes at the control's fit
 #: cannot pass by not moving, small enough to stay in the basin of a variant
 #: that shares CLIP's minimisers.
@@ -73,7 +75,8 @@ class PairedFit:
     its start, ``iterations`` its iterations.  ``cause`` is None when certified, else why
     not: ``"kink not resolved"``, ``"unbounded direction"`` or ``"iteration limit"``
     (:data:`numerics.nonsmooth.CAUSES`), or for the training field ``"no zero found"`` or
-    ``"unstable zero"`` (:data:`numerics.gradient_check.FIELD_CAUSES`).  ``kinked`` says
+    ``"unstable zero"`` (:data:`numerics.gradient_check.FIELD_CAUSES`), or :data:`STILL` for a
+    fit that never left its start.  ``kinked`` says
     that the smooth phase stalled and the nonsmooth phase ran (a Hessian means nothing there).
     ``evaluations`` is the work both fits did, in loss evaluations (:class:`Counted`): what the
     verifier's nominal cost model charges for a fit at this size
@@ -325,6 +328,20 @@ def _variant_start(family: LinearEncoders, x_c, loss, control, rng, perturbation
     return np.concatenate([G0, theta0])
 
 
+def _off_subspace(family: LinearEncoders, x, flip, rng, perturbation):
+    r"""``x``'s part in the symmetry's fixed set, :math:`(G + GT)/2`, moved out of it by the part
+    of a random perturbation (of relative size ``perturbation``, as :func:`_variant_start`'s)
+    that the symmetry reverses, :math:`(Z - ZT)/2`.  A fit started in the fixed set of a symmetric objective never leaves
+    it, so without this a fit held there at one batch size would be held at every later one."""
+    p = family.unpack(x)
+    T_u, T_v = flip
+    scale = perturbation * np.linalg.norm(p.encoders) / math.sqrt(p.encoders.size)
+    Z_u, Z_v = rng.standard_normal(p.G_u.shape), rng.standard_normal(p.G_v.shape)
+    # from the point's part in the fixed set, so that moves do not add up over the sizes
+    return family.pack((p.G_u + p.G_u @ T_u) / 2 + scale * (Z_u - Z_u @ T_u) / 2,
+                       (p.G_v + p.G_v @ T_v) / 2 + scale * (Z_v - Z_v @ T_v) / 2, p.theta)
+
+
 def symmetrised(U, V, flip=None):
     r"""``(U, V)`` unchanged without ``flip``, else the batch stacked with its image under the
     model symmetry ``flip = (T_u, T_v)``: arrays of shapes ``(2, N, n_u)``, ``(2, N, n_v)``
@@ -353,7 +370,9 @@ def paired_fits(family: LinearEncoders, U, V, sizes, x_start, loss, control, *,
     (:func:`check_depends`).  ``objective="training-field"`` fits the variant to a stable
     zero of its backend's gradient (:func:`fit_field`) instead of a minimiser of its value.
     With ``flip`` (a model symmetry ``(T_u, T_v)``, :func:`numerics.encoders.subspace_flip`),
-    both fit the mean of their objective over each batch and its image (:func:`symmetrised`).
+    both fit the mean of their objective over each batch and its image (:func:`symmetrised`),
+    and the variant's warm start at each later size is moved out of the symmetry's fixed set
+    (:func:`_off_subspace`): whether a fit stays there is tested again at every size.
 
     Returns ``(records, state)``: one :class:`PairedFit` per size and the
     :class:`ChainState` to continue with.
@@ -367,6 +386,7 @@ def paired_fits(family: LinearEncoders, U, V, sizes, x_start, loss, control, *,
         Ub, Vb = symmetrised(U[:N], V[:N], flip)
         fit_c = fit_batch(family, Ub, Vb, x_c, control, hess_inv=H_c)
         x_c, H_c = fit_c.x, fit_c.hess_inv
+        perturbed = x_u is None or flip is not None  # a start moved at random (not a plain warm start)
         if x_u is None:
             if probe:
                 check_depends(family, U[:N], V[:N], x_c, loss, rng)
@@ -374,13 +394,20 @@ def paired_fits(family: LinearEncoders, U, V, sizes, x_start, loss, control, *,
             H0 = H_c if not (loss.size or control.size) else None
         else:
             x0, H0 = x_u, H_u
+            if flip is not None:  # a fit held by the symmetry must show again, at this N, that it stays
+                x0 = _off_subspace(family, x0, flip, rng, perturbation)
         if objective == "training-field":
             fit_u = fit_field(family, Ub, Vb, x0, loss)
         else:
             fit_u = fit_batch(family, Ub, Vb, x0, loss, hess_inv=H0)
         x_u, H_u = fit_u.x, fit_u.hess_inv
-        out.append(PairedFit(N, x_c, x_u, fit_u.converged, float(np.linalg.norm(x_u - x0)), fit_u.n_iter,
-                             None if fit_u.converged else fit_u.cause, fit_u.nonsmooth is not None,
+        moved = float(np.linalg.norm(x_u - x0))
+        # A fit that never left its randomly moved start found the loss flat there (a loss of
+        # the embeddings' signs, say): it is no sample of a minimiser, and standing still must
+        # neither pass nor fail a claim.
+        converged = fit_u.converged and (moved > 0.0 or not perturbed)
+        cause = None if converged else (fit_u.cause or STILL)
+        out.append(PairedFit(N, x_c, x_u, converged, moved, fit_u.n_iter, cause, fit_u.nonsmooth is not None,
                              loss.evaluations + control.evaluations - work))
     return out, ChainState(x_c, H_c, x_u, H_u)
 

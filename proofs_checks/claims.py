@@ -11,7 +11,7 @@ import numpy as np
 
 from numerics import fit_statistics as fs
 
-__all__ = ["CLAIMS", "DIRECTIONS", "DEFAULT_SUBSPACE_MARGIN", "statistic", "subspace_margin", "target",
+__all__ = ["CLAIMS", "DIRECTIONS", "DEFAULT_SUBSPACE_MARGIN", "IN_SUBSPACE", "statistic", "subspace_margin", "target",
            "cosine_statistic", "cosine_target"]
 
 CLAIMS = ("same-minimizers-as-clip", "same-subspace-as-clip", "matches-conditional-means",
@@ -19,6 +19,10 @@ CLAIMS = ("same-minimizers-as-clip", "same-subspace-as-clip", "matches-condition
 DIRECTIONS = ("both", "v|u", "u|v")
 #: Default margin of ``same-subspace-as-clip``: the largest principal angle, in radians.
 DEFAULT_SUBSPACE_MARGIN = 0.1
+#: A fit of the subspace claim whose projectors lie within this distance of CLIP's lies *in*
+#: CLIP's subspace: held there by the batch's mirror image (numerics.encoders.subspace_flip),
+#: to the fits' tolerance (measured within 1e-5), far below the default margin (0.14).
+IN_SUBSPACE = 1e-3
 
 
 def subspace_margin(radians: float) -> float:

@@ -22,7 +22,7 @@ from numerics.fit_statistics import Probes, common_factor, effective_parameters,
 from numerics.flat import FlatDirections, flat_directions, project_out
 from numerics.models import GaussianModel
 
-from .claims import DEFAULT_SUBSPACE_MARGIN, cosine_statistic, cosine_target, statistic, subspace_margin, target
+from .claims import DEFAULT_SUBSPACE_MARGIN, IN_SUBSPACE, cosine_statistic, cosine_target, statistic, subspace_margin, target
 from .verdict import (DEFAULT_RELATIVE_MARGIN, decide, estimate_delta, estimate_rank, slow_spread,
                       slowed_n_to_decide, spread_exponent)
 from .verify_result import ModelVerdict
@@ -226,12 +226,22 @@ class ModelRun:
                 verdict, n_next = "refuted", None
             elif verdict == "confirmed" and trivial and not rank.full:
                 verdict = "inconclusive"
+        # The mirror image holds a fit at a point of CLIP's subspace whenever the sample makes
+        # that point stable, also where the loss's own is not: fits split between the subspace
+        # and points well outside it (more than half the margin) at the largest batch are no
+        # evidence that the subspace holds.
+        split = False
+        if self.flip is not None and T is not None:
+            d = [float(np.linalg.norm(SU[i, -1] - T)) for i in range(len(reps))]
+            split = min(d) <= IN_SUBSPACE and max(d) > self.margin / 2
+            if split and verdict == "confirmed":
+                verdict = "inconclusive"
         m = self.model
         return ModelVerdict(m.label, m.n_u, m.n_v, m.n_e, m.sigma.tolist(), sizes, D,
                             np.array(eu).T, np.array(ec).T, np.array(au).T, np.array(ac).T,
                             self.target_norm, self.margin, float(np.linalg.norm(gap)), est,
                             verdict, drifting, n_next, set_aside, self.flat, usable,
-                            self.scale_factor if self.quotient else None, unidentified, rank)
+                            self.scale_factor if self.quotient else None, unidentified, rank, split)
 
     def _common_factor(self, xs, targets) -> float:
         """The constant factor of a reparametrised scale that brings the variant's fits ``xs``

@@ -296,8 +296,8 @@ def verify_variant(loss: Callable[[np.ndarray], float], *, claim: str, inputs: s
                     "encoders (MATH.md §4.1): this claim can only hold when K = 0")
     if claim == "same-subspace-as-clip" and any(subspace_flip(m) is not None for m in models):
         head.append("each fit takes its batch and the batch's mirror image under the reflection of the "
-                    "canonical directions outside CLIP's subspace (a symmetry of the model): a fit in that "
-                    "subspace stays in it exactly, whatever the sample")
+                    "canonical directions outside CLIP's subspace (a symmetry of the model): in that subspace no "
+                    "sample pushes a fit out, only the loss does")
     roles = ", ".join(f"{k}: {v}" for k, v in user.roles.items()) or "none found"
     head.append(f"loss of {inputs}, backend {user.backend}; learned: "
                 f"{', '.join(user.learned) or 'nothing'}; roles of its scalars ({roles})")
@@ -489,6 +489,10 @@ def _model_notes(claim, models, verdicts, user, runs=()) -> list:
                          f"((s_{r.n_e}/s_1)^2 = {r.variant[-1]:.2g} [{r.variant_lower[-1]:.2g}, "
                          f"{r.variant_upper[-1]:.2g}], CLIP's {r.control[-1]:.2g})"
                          + ("; a collapse: it cannot span the top-n_e subspace" if r.collapsed else ""))
+        if v.split_fits:
+            notes.append(f"{v.label}: at N = {v.sizes[-1]} some of the variant's fits lie in CLIP's subspace and "
+                         "some more than half the margin from it: its point in the subspace is one the samples sometimes make stable, so "
+                         "this model is not confirmed (larger batches tell which way it goes)")
         if v.scale_factor is not None:
             notes.append(f"{v.label}: {', '.join(user.unidentified_scale)} rescales the logits in a parametrisation "
                          f"known up to a constant: compared modulo a common factor (fitted {v.scale_factor:.3g}); "

@@ -86,6 +86,12 @@ class ModelVerdict:
         variant's minimiser keeps (:func:`proofs_checks.verdict.estimate_rank`); a confident
         collapse refutes the claim, and where :math:`n_e = \min(n_u, n_v)` only a confident
         full rank confirms it.
+    split_fits : bool
+        For ``same-subspace-as-clip``: at the largest batch some of the variant's fits lie in
+        CLIP's subspace (:data:`proofs_checks.claims.IN_SUBSPACE`) and some lie more than half
+        the margin from it.  The batch's
+        mirror image holds a fit at a point of the subspace that the sample stabilises, so
+        such a model is never confirmed.
     flat : FlatDirections
         Flat directions of the variant's batch loss at its first fit
         (:mod:`numerics.flat`); the differences are compared modulo the
@@ -116,6 +122,7 @@ class ModelVerdict:
     scale_factor: float | None = None
     unidentified: bool = False
     rank: RankEstimate | None = None
+    split_fits: bool = False
 
     @property
     def passed(self) -> bool:
@@ -164,7 +171,7 @@ class ModelVerdict:
             "drift_at_n_max": e.drift, "n_to_decide": self.n_to_decide,
             "replicates_set_aside": self.set_aside, "fits_usable": self.usable,
             "scale_factor": self.scale_factor, "unidentified_flat": self.unidentified,
-            "rank": None if self.rank is None else self.rank.to_dict(),
+            "rank": None if self.rank is None else self.rank.to_dict(), "split_fits": self.split_fits,
             "flat_directions": {"count": self.flat.count, "names": list(self.flat.names),
                                 "moving_the_statistic": list(self.flat.moving)},
             "target_norm": self.target_norm, "control_gap": self.control_gap,

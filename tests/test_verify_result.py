@@ -16,7 +16,7 @@ MODEL_KEYS = {
     "margin", "relative_margin", "delta", "delta_ci", "relative_delta", "relative_delta_ci",
     "drift_at_n_max", "n_to_decide", "replicates_set_aside", "fits_usable", "flat_directions", "target_norm",
     "control_gap", "user_error", "control_error", "paired_spread", "max_angle_user", "max_angle_control",
-    "scale_factor", "unidentified_flat", "rank", "spread_exponent",
+    "scale_factor", "unidentified_flat", "rank", "spread_exponent", "split_fits",
 }
 RESULT_KEYS = {"claim", "similarity", "direction", "seed", "loss", "gradient", "margin", "budget", "rounds",
                "verdict", "passed", "reason", "advice", "objective", "models", "notes"}
