@@ -37,6 +37,7 @@ from scipy.optimize import root
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from numerics import gaussian  # noqa: E402
 from numerics.encoders import LinearEncoders, population_minimizer  # noqa: E402
 from numerics.fit_statistics import subspace_statistic  # noqa: E402
 from proofs_checks.verify import default_variant_models  # noqa: E402
@@ -95,8 +96,7 @@ def kappa(model, fam, x):
     Q = np.zeros_like(model.cov)
     Q[:n_u, n_u:] = G_u.T @ G_v / 2
     Q[n_u:, :n_u] = Q[:n_u, n_u:].T
-    w, V = np.linalg.eigh(model.cov)
-    R = V @ np.diag(np.sqrt(w)) @ V.T
+    R = gaussian.sym_power(model.cov, 0.5)
     return 2 / SIGMA * float(np.linalg.eigvalsh(R @ Q @ R).max())
 
 

@@ -308,13 +308,18 @@ def check_depends(family: LinearEncoders, U, V, x, loss, rng: np.random.Generato
                            f"{v0!r} for {DEPENDENCE_PROBES + 1} different encoders)")
 
 
+def _move_scale(G, perturbation) -> float:
+    """The per-entry size of a random move of relative size ``perturbation`` of the encoders ``G``."""
+    return perturbation * float(np.linalg.norm(G)) / math.sqrt(G.size)
+
+
 def _variant_start(family: LinearEncoders, x_c, loss, control, rng, perturbation):
     """The variant's first start: the control's encoders moved by a random perturbation
     of relative size ``perturbation``, at the control's effective scale, with the
     variant's initial scalars."""
     p_c = family.unpack(x_c)
     G = p_c.encoders
-    G0 = G + perturbation * np.linalg.norm(G) / math.sqrt(G.size) * rng.standard_normal(G.shape)
+    G0 = G + _move_scale(G, perturbation) * rng.standard_normal(G.shape)
     m_c = control.multiplier(p_c.theta)
     if family.similarity != "cosine":
         # Start at the control's effective similarity: the variant's own logit
@@ -335,7 +340,7 @@ def _off_subspace(family: LinearEncoders, x, flip, rng, perturbation):
     it, so without this a fit held there at one batch size would be held at every later one."""
     p = family.unpack(x)
     T_u, T_v = flip
-    scale = perturbation * np.linalg.norm(p.encoders) / math.sqrt(p.encoders.size)
+    scale = _move_scale(p.encoders, perturbation)
     Z_u, Z_v = rng.standard_normal(p.G_u.shape), rng.standard_normal(p.G_v.shape)
     # from the point's part in the fixed set, so that moves do not add up over the sizes
     return family.pack((p.G_u + p.G_u @ T_u) / 2 + scale * (Z_u - Z_u @ T_u) / 2,

@@ -232,7 +232,7 @@ class ModelRun:
         # evidence that the subspace holds.
         split = False
         if self.flip is not None and T is not None:
-            d = [float(np.linalg.norm(SU[i, -1] - T)) for i in range(len(reps))]
+            d = [row[-1] for row in eu]  # each fit's distance from the subspace at the largest batch
             split = min(d) <= IN_SUBSPACE and max(d) > self.margin / 2
             if split and verdict == "confirmed":
                 verdict = "inconclusive"
